@@ -8,11 +8,7 @@
 
 #include "basic-macro.h"
 
-static inline void json_decrefp(json_t **j)
-{
-	if (*j)
-		json_decref(*j);
-}
+/* jansson ships json_decrefp() (NULL-safe) for exactly this. */
 #define cleanup_json __attribute__((cleanup(json_decrefp)))
 
 /* Borrowed string value of obj[key], or fallback when absent or not a string. */

@@ -1,0 +1,1329 @@
+/* /1.0/instances: the instance lifecycle. Each workflow is a chain of small steps on the loop:
+ * store applies (Raft commit callbacks), btrfs snapshots (a few ms, done inline), liblxc config
+ * writes, and kiva-helper runs for everything that blocks (start, stop, freeze, exec).
+ *
+ * Ordering is what makes kill -9 safe (api-reconcile.c finishes what was cut):
+ *   create: record "creating" → rootfs snapshot → liblxc config → record "ready" → start
+ *   delete: record "deleting" → liblxc dir → rootfs → record removed
+ * so anything on disk has a record that says what to do with it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api-internal.h"
+#include "basic-fs.h"
+#include "basic-log.h"
+#include "basic-string.h"
+#include "proto-name.h"
+
+struct task {
+	struct api_ctx *ctx;
+	struct api_op *op;
+	char name[64];
+	json_t *inst; /* working copy of the record */
+	char action[16];
+	int timeout_sec;
+	bool force;
+	bool start_after;
+	char exec_id[40];
+	char status_path[4096];
+	bool record_output;
+};
+
+static void task_free(struct task *t)
+{
+	if (!t)
+		return;
+	json_decref(t->inst);
+	free(t);
+}
+
+static struct task *task_new(struct api_ctx *ctx, struct api_op *op, const char *name)
+{
+	struct task *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->ctx = ctx;
+	t->op = op;
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	return t;
+}
+
+/* Ends the task's operation with an error and frees the task. */
+static void task_fail(struct task *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void task_fail(struct task *t, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warning("Instance '%s': %s", t->name, msg);
+	api_op_fail(t->op, "%s", msg);
+	task_free(t);
+}
+
+static void task_done(struct task *t, json_t *metadata)
+{
+	api_op_succeed(t->op, metadata);
+	task_free(t);
+}
+
+static json_t *instance_resources(const char *name)
+{
+	char url[128];
+
+	snprintf(url, sizeof(url), "/1.0/instances/%s", name);
+	return json_pack("{s:[s]}", "instances", url);
+}
+
+static int status_code_of(enum runtime_state s)
+{
+	switch (s) {
+	case RUNTIME_RUNNING:
+		return 103;
+	case RUNTIME_STARTING:
+		return 106;
+	case RUNTIME_STOPPING:
+		return 107;
+	case RUNTIME_FROZEN:
+		return 110;
+	case RUNTIME_STOPPED:
+		return 102;
+	default:
+		return 112;
+	}
+}
+
+static const char *status_of(enum runtime_state s)
+{
+	switch (s) {
+	case RUNTIME_RUNNING:
+		return "Running";
+	case RUNTIME_STARTING:
+		return "Starting";
+	case RUNTIME_STOPPING:
+		return "Stopping";
+	case RUNTIME_FROZEN:
+		return "Frozen";
+	case RUNTIME_STOPPED:
+		return "Stopped";
+	default:
+		return "Error";
+	}
+}
+
+static bool is_running(enum runtime_state s)
+{
+	return s == RUNTIME_RUNNING || s == RUNTIME_FROZEN || s == RUNTIME_STARTING ||
+	       s == RUNTIME_STOPPING;
+}
+
+static json_t *render_state(struct api_ctx *ctx, const char *name, enum runtime_state st)
+{
+	struct runtime_usage usage = {0};
+	cleanup_free char *cpuset = NULL;
+	int pid = -1;
+	json_t *state;
+
+	if (is_running(st)) {
+		pid = runtime_init_pid(ctx->lxcpath, name);
+		(void)runtime_usage(ctx->lxcpath, name, &usage);
+		(void)runtime_cgroup_get(ctx->lxcpath, name, "cpuset.cpus", &cpuset);
+		if (cpuset) {
+			size_t n = strlen(cpuset);
+
+			while (n > 0 && (cpuset[n - 1] == '\n' || cpuset[n - 1] == ' '))
+				cpuset[--n] = 0;
+		}
+	}
+	state = json_pack("{s:s,s:i,s:i,s:I,s:{s:I},s:{s:I,s:I,s:I},s:o,s:{},s:{s:s?}}", "status",
+	                  status_of(st), "status_code", status_code_of(st), "pid", pid > 0 ? pid : -1,
+	                  "processes", (json_int_t)usage.processes, "cpu", "usage",
+	                  (json_int_t)usage.cpu_usage_nsec, "memory", "usage",
+	                  (json_int_t)usage.memory_bytes, "usage_peak",
+	                  (json_int_t)usage.memory_peak_bytes, "swap_usage", (json_int_t)0,
+	                  "network", json_object(), "disk", "kiva", "cpuset", cpuset);
+	return state;
+}
+
+json_t *api_instance_render(struct api_ctx *ctx, const json_t *stored, bool with_state)
+{
+	const char *name = json_get_str(stored, "name", "");
+	enum runtime_state st = runtime_state(ctx->lxcpath, name);
+	json_t *out = json_deep_copy(stored);
+
+	if (!out)
+		return NULL;
+	if (st == RUNTIME_MISSING)
+		st = RUNTIME_STOPPED;
+	json_object_del(out, "kiva_state");
+	json_object_set_new(out, "status", json_string(status_of(st)));
+	json_object_set_new(out, "status_code", json_integer(status_code_of(st)));
+	json_object_set(out, "expanded_config", json_object_get(out, "config"));
+	json_object_set(out, "expanded_devices", json_object_get(out, "devices"));
+	json_object_set_new(out, "location", json_string("none"));
+	json_object_set_new(out, "stateful", json_false());
+	json_object_set_new(out, "project", json_string("default"));
+	if (with_state)
+		json_object_set_new(out, "state", render_state(ctx, name, st));
+	return out;
+}
+
+/* ---- lookups shared by handlers ---- */
+
+static const json_t *find_instance(struct api_request *req, const char *name)
+{
+	const json_t *inst = store_instance(req->ctx->store, name);
+
+	if (!inst || !streq(json_get_str(inst, "kiva_state", ""), "ready")) {
+		api_reply_error(req, 404, "Instance '%s' not found", name);
+		return NULL;
+	}
+	return inst;
+}
+
+/* ---- config → liblxc config, CPU choice, live limits ---- */
+
+/* Chooses `count` CPUs for an unpinned instance: the ones fewest other instances hold
+ * (ties: lowest number). NUMA-aware placement replaces this in the scheduler issue. */
+static void choose_cpus(struct api_ctx *ctx, const char *self, unsigned count, char *buf,
+                        size_t len)
+{
+	unsigned ncpus = ctx->host.ncpus ? ctx->host.ncpus : 1;
+	unsigned load[PROTO_CPU_MAX] = {0};
+	uint64_t chosen[PROTO_CPU_MAX / 64] = {0};
+	const json_t *insts = json_object_get(store_state(ctx->store), "instances");
+	const char *key;
+	json_t *inst;
+
+	if (ncpus > PROTO_CPU_MAX)
+		ncpus = PROTO_CPU_MAX;
+	json_object_foreach((json_t *)insts, key, inst) {
+		const char *cs = json_get_str(json_object_get(inst, "config"), "volatile.cpuset", NULL);
+		uint64_t bm[PROTO_CPU_MAX / 64];
+		unsigned n;
+
+		if (streq(key, self) || !cs || proto_cpuset_parse(cs, bm, ncpus, &n) < 0)
+			continue;
+		for (unsigned i = 0; i < ncpus; i++)
+			if (bm[i / 64] & (1ULL << (i % 64)))
+				load[i]++;
+	}
+	for (unsigned k = 0; k < count && k < ncpus; k++) {
+		unsigned best = UINT32_MAX;
+
+		for (unsigned i = 0; i < ncpus; i++) {
+			if (chosen[i / 64] & (1ULL << (i % 64)))
+				continue;
+			if (best == UINT32_MAX || load[i] < load[best])
+				best = i;
+		}
+		chosen[best / 64] |= 1ULL << (best % 64);
+	}
+	proto_cpuset_format(chosen, ncpus, buf, len);
+}
+
+/* Sets config["volatile.cpuset"] from limits.cpu (pinned list or a chosen set). */
+static int assign_cpuset(struct api_ctx *ctx, json_t *inst, struct kiva_error *reterr)
+{
+	json_t *config = json_object_get(inst, "config");
+	struct proto_limits lim;
+	char cpus[256];
+	int r;
+
+	r = proto_limits_from_config(config, &lim, reterr);
+	if (r < 0)
+		return r;
+	if (lim.cpu_pinned)
+		snprintf(cpus, sizeof(cpus), "%s", lim.cpuset);
+	else if (lim.cpu_count)
+		choose_cpus(ctx, json_get_str(inst, "name", ""), lim.cpu_count, cpus, sizeof(cpus));
+	else {
+		json_object_del(config, "volatile.cpuset");
+		return 0;
+	}
+	return json_set_str(config, "volatile.cpuset", cpus);
+}
+
+static char *rootfs_path(struct api_ctx *ctx, const char *name)
+{
+	cleanup_free char *rel = strf("containers/%s", name);
+	cleanup_free char *vol = rel ? storage_volume_path(ctx->pool, rel) : NULL;
+
+	return vol ? strf("%s/rootfs", vol) : NULL;
+}
+
+static int write_lxc_config(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr)
+{
+	const char *name = json_get_str(inst, "name", "");
+	const json_t *config = json_object_get(inst, "config");
+	cleanup_free char *rootfs = rootfs_path(ctx, name);
+	cleanup_free char *log_path = strf("%s/%s/lxc.log", ctx->lxcpath, name);
+	cleanup_free char *text = NULL;
+	struct proto_limits lim;
+	struct runtime_spec spec = {0};
+	int r;
+
+	if (!rootfs || !log_path)
+		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
+	r = proto_limits_from_config(config, &lim, reterr);
+	if (r < 0)
+		return r;
+	spec.name = name;
+	spec.rootfs = rootfs;
+	spec.log_path = log_path;
+	spec.memory_bytes = lim.memory_bytes;
+	spec.cpuset = json_get_str(config, "volatile.cpuset", NULL);
+	spec.cpu_count = lim.cpu_count;
+	spec.processes = lim.processes;
+	spec.privileged = false;
+	spec.idmap_base = ctx->idmap_base;
+	spec.idmap_size = ctx->idmap_size;
+	spec.seccomp_profile = ctx->seccomp_path;
+	r = runtime_config_render(&ctx->host, &spec, &text);
+	if (r < 0)
+		return kiva_error_set(reterr, r, "Failed to generate the container config of '%s'",
+		                      name);
+	r = runtime_config_write(ctx->lxcpath, name, text);
+	if (r < 0)
+		return kiva_error_set(reterr, r, "Failed to write the container config of '%s': %s",
+		                      name, strerror(-r));
+	return 0;
+}
+
+struct live_key {
+	const char *config_key;
+	const char *v1, *v2;
+};
+
+static void strip_nl(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+		s[--n] = 0;
+}
+
+/* Applies the limits of new_config to a running container; on failure restores the old values
+ * of what was already changed and returns the error, so a refused change changes nothing. */
+static int apply_live_limits(struct api_ctx *ctx, const char *name, const json_t *old_config,
+                             const json_t *new_config, struct kiva_error *reterr)
+{
+	static const struct live_key keys[] = {
+		{"limits.memory", "memory.limit_in_bytes", "memory.max"},
+		{"limits.processes", "pids.max", "pids.max"},
+		{"volatile.cpuset", "cpuset.cpus", "cpuset.cpus"},
+	};
+	bool v2 = ctx->host.cgroup_version == 2;
+	char values[ARRAY_SIZE(keys)][256];
+	char olds[ARRAY_SIZE(keys)][256];
+	bool applied[ARRAY_SIZE(keys)] = {false};
+	struct proto_limits nl;
+	int r;
+
+	r = proto_limits_from_config(new_config, &nl, reterr);
+	if (r < 0)
+		return r;
+	if (nl.memory_bytes)
+		snprintf(values[0], sizeof(values[0]), "%" PRIu64, nl.memory_bytes);
+	else
+		snprintf(values[0], sizeof(values[0]), "%s", v2 ? "max" : "-1");
+	if (nl.processes)
+		snprintf(values[1], sizeof(values[1]), "%" PRId64, nl.processes);
+	else
+		snprintf(values[1], sizeof(values[1]), "max");
+	snprintf(values[2], sizeof(values[2]), "%s",
+	         json_get_str(new_config, "volatile.cpuset", ""));
+	if (!values[2][0])
+		snprintf(values[2], sizeof(values[2]), "0-%u",
+		         ctx->host.ncpus ? ctx->host.ncpus - 1 : 0);
+
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		const char *ov = json_get_str(old_config, keys[i].config_key, NULL);
+		const char *nv = json_get_str(new_config, keys[i].config_key, NULL);
+		const char *cg = v2 ? keys[i].v2 : keys[i].v1;
+		cleanup_free char *cur = NULL;
+
+		if ((!ov && !nv) || (ov && nv && streq(ov, nv)))
+			continue;
+		olds[i][0] = 0;
+		if (runtime_cgroup_get(ctx->lxcpath, name, cg, &cur) >= 0 && cur) {
+			strip_nl(cur);
+			snprintf(olds[i], sizeof(olds[i]), "%s", cur);
+		}
+		r = runtime_cgroup_set(ctx->lxcpath, name, cg, values[i]);
+		if (r < 0) {
+			kiva_error_set(reterr, r,
+			               "Failed to apply %s=%s to the running instance: %s",
+			               keys[i].config_key, nv ? nv : "(unset)", strerror(-r));
+			break;
+		}
+		applied[i] = true;
+	}
+	if (r < 0)
+		for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+			if (applied[i] && olds[i][0])
+				(void)runtime_cgroup_set(ctx->lxcpath, name,
+				                         v2 ? keys[i].v2 : keys[i].v1, olds[i]);
+	return r < 0 ? r : 0;
+}
+
+int api_instance_write_config(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr)
+{
+	return write_lxc_config(ctx, inst, reterr);
+}
+
+/* ---- GET ---- */
+
+void api_instances_handle_list(struct api_request *req)
+{
+	const json_t *insts = json_object_get(store_state(req->ctx->store), "instances");
+	int recursion = api_recursion(req);
+	json_t *list = json_array();
+	const char *name;
+	json_t *inst;
+
+	json_object_foreach((json_t *)insts, name, inst) {
+		if (!streq(json_get_str(inst, "kiva_state", ""), "ready"))
+			continue;
+		if (recursion <= 0) {
+			char url[128];
+
+			snprintf(url, sizeof(url), "/1.0/instances/%s", name);
+			json_array_append_new(list, json_string(url));
+		} else {
+			json_array_append_new(list,
+			                      api_instance_render(req->ctx, inst, recursion >= 2));
+		}
+	}
+	api_reply_sync(req, list);
+}
+
+void api_instance_handle_get(struct api_request *req)
+{
+	const json_t *inst = find_instance(req, req->params[0]);
+
+	if (!inst)
+		return;
+	api_reply_sync(req, api_instance_render(req->ctx, inst,
+	                                        api_recursion(req) >= 1));
+}
+
+void api_instance_handle_state_get(struct api_request *req)
+{
+	const json_t *inst = find_instance(req, req->params[0]);
+
+	if (!inst)
+		return;
+	api_reply_sync(req, render_state(req->ctx, req->params[0],
+	                                 runtime_state(req->ctx->lxcpath, req->params[0])));
+}
+
+/* ---- store helpers ---- */
+
+static int task_apply(struct task *t, json_t *cmd, store_apply_cb cb)
+{
+	int r = cmd ? store_apply(t->ctx->store, cmd, cb, t) : -ENOMEM;
+
+	json_decref(cmd);
+	return r;
+}
+
+static json_t *record_with_state(const json_t *inst, const char *kiva_state)
+{
+	json_t *copy = json_deep_copy(inst);
+
+	if (copy)
+		json_object_set_new(copy, "kiva_state", json_string(kiva_state));
+	return copy;
+}
+
+/* ---- start / stop / freeze ---- */
+
+static void start_step(struct task *t);
+static void delete_begin(struct task *t);
+
+static void started(void *userdata, const struct api_spawn_result *res)
+{
+	struct task *t = userdata;
+
+	if (res->exit_status != 0) {
+		task_fail(t, "Failed to start instance '%s': %s", t->name,
+		          res->message[0] ? res->message : "kiva-helper failed");
+		return;
+	}
+	task_done(t, NULL);
+}
+
+static void start_step(struct task *t)
+{
+	const json_t *inst = store_instance(t->ctx->store, t->name);
+	struct kiva_error err = {0};
+	char *args[] = {"start", (char *)t->ctx->lxcpath, t->name, "30", NULL};
+	int r;
+
+	if (!inst) {
+		task_fail(t, "Instance '%s' not found", t->name);
+		return;
+	}
+	/* the liblxc config always follows the stored record */
+	r = write_lxc_config(t->ctx, inst, &err);
+	if (r < 0) {
+		task_fail(t, "%s", err.msg);
+		return;
+	}
+	r = api_spawn_helper(t->ctx, args, -1, -1, -1, started, t);
+	if (r < 0)
+		task_fail(t, "Failed to start instance '%s': %s", t->name, strerror(-r));
+}
+
+static void stopped(void *userdata, const struct api_spawn_result *res)
+{
+	struct task *t = userdata;
+
+	if (res->exit_status != 0) {
+		task_fail(t, "Failed to stop instance '%s': %s", t->name,
+		          res->message[0] ? res->message : "kiva-helper failed");
+		return;
+	}
+	if (t->start_after) {
+		start_step(t);
+		return;
+	}
+	if (json_get_bool(store_instance(t->ctx->store, t->name), "ephemeral", false)) {
+		delete_begin(t);
+		return;
+	}
+	task_done(t, NULL);
+}
+
+static void stop_step(struct task *t)
+{
+	char timeout[16];
+	char *args[] = {"stop", (char *)t->ctx->lxcpath, t->name, timeout, NULL};
+	int r;
+
+	snprintf(timeout, sizeof(timeout), "%d", t->force ? -1 : t->timeout_sec);
+	r = api_spawn_helper(t->ctx, args, -1, -1, -1, stopped, t);
+	if (r < 0)
+		task_fail(t, "Failed to stop instance '%s': %s", t->name, strerror(-r));
+}
+
+static void frozen(void *userdata, const struct api_spawn_result *res)
+{
+	struct task *t = userdata;
+
+	if (res->exit_status != 0) {
+		task_fail(t, "Failed to %s instance '%s': %s", t->action, t->name,
+		          res->message[0] ? res->message : "kiva-helper failed");
+		return;
+	}
+	task_done(t, NULL);
+}
+
+void api_instance_handle_state_put(struct api_request *req)
+{
+	struct api_ctx *ctx = req->ctx;
+	const char *name = req->params[0];
+	cleanup_json json_t *body = NULL;
+	enum runtime_state st;
+	const char *action;
+	struct api_op *op;
+	struct task *t;
+	json_t *jt;
+	int timeout = 30;
+
+	if (!find_instance(req, name))
+		return;
+	if (api_parse_body(req, &body) < 0)
+		return;
+	action = json_get_str(body, "action", NULL);
+	if (!action) {
+		api_reply_error(req, 400, "Missing action: one of start, stop, restart, freeze, "
+		                          "unfreeze");
+		return;
+	}
+	jt = json_object_get(body, "timeout");
+	if (jt && !json_is_integer(jt)) {
+		api_reply_error(req, 400, "Invalid timeout: expected an integer (seconds)");
+		return;
+	}
+	if (jt)
+		timeout = json_integer_value(jt) < 0 ? 30 : (int)json_integer_value(jt);
+	if (jt && json_integer_value(jt) > 3600) {
+		api_reply_error(req, 400, "Invalid timeout %lld: at most 3600 seconds",
+		                (long long)json_integer_value(jt));
+		return;
+	}
+	st = runtime_state(ctx->lxcpath, name);
+	if (streq(action, "start")) {
+		if (is_running(st)) {
+			api_reply_error(req, 400, "The instance is already running");
+			return;
+		}
+	} else if (streq(action, "stop") || streq(action, "freeze")) {
+		if (!is_running(st)) {
+			api_reply_error(req, 400, "The instance is already stopped");
+			return;
+		}
+		if (streq(action, "freeze") && st == RUNTIME_FROZEN) {
+			api_reply_error(req, 400, "The instance is already frozen");
+			return;
+		}
+	} else if (streq(action, "restart")) {
+		if (!is_running(st)) {
+			api_reply_error(req, 400, "The instance isn't running");
+			return;
+		}
+	} else if (streq(action, "unfreeze")) {
+		if (st != RUNTIME_FROZEN) {
+			api_reply_error(req, 400, "The instance isn't frozen");
+			return;
+		}
+	} else {
+		api_reply_error(req, 400, "Unknown action '%s': one of start, stop, restart, freeze, "
+		                          "unfreeze",
+		                action);
+		return;
+	}
+	op = api_op_new(ctx, action[0] == 's' && action[2] == 'a' ? "Starting instance"
+	                                                          : "Changing instance state",
+	                instance_resources(name));
+	t = op ? task_new(ctx, op, name) : NULL;
+	if (!t) {
+		api_reply_error(req, 500, "Out of memory");
+		return;
+	}
+	snprintf(t->action, sizeof(t->action), "%s", action);
+	t->timeout_sec = timeout;
+	t->force = json_get_bool(body, "force", false);
+	api_reply_async(req, op);
+	if (streq(action, "start")) {
+		start_step(t);
+	} else if (streq(action, "stop")) {
+		stop_step(t);
+	} else if (streq(action, "restart")) {
+		t->start_after = true;
+		stop_step(t);
+	} else {
+		char *args[] = {(char *)action, (char *)ctx->lxcpath, t->name, NULL};
+		int r = api_spawn_helper(ctx, args, -1, -1, -1, frozen, t);
+
+		if (r < 0)
+			task_fail(t, "Failed to %s instance '%s': %s", action, name, strerror(-r));
+	}
+}
+
+/* ---- create ---- */
+
+static void create_ready(void *userdata, int status, const char *errmsg);
+
+static void create_rollback_done(void *userdata, int status, const char *errmsg)
+{
+	task_free(userdata);
+}
+
+/* Undoes a half-made create (files, then the record); the operation fails with msg at once. */
+static void create_rollback(struct task *t, const char *msg)
+{
+	cleanup_free char *rel = strf("containers/%s", t->name);
+
+	log_warning("Creating '%s' failed, rolling back: %s", t->name, msg);
+	api_op_fail(t->op, "%s", msg);
+	t->op = NULL;
+	(void)runtime_remove(t->ctx->lxcpath, t->name);
+	if (rel)
+		(void)storage_volume_delete(t->ctx->pool, rel, NULL);
+	if (task_apply(t, store_cmd_instance_delete(t->name), create_rollback_done) < 0)
+		task_free(t);
+}
+
+/* Makes the rootfs and the liblxc config of a record in state "creating". Idempotent: also used
+ * by reconcile after a crash. */
+int api_instance_materialize(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr)
+{
+	const char *name = json_get_str(inst, "name", "");
+	const char *fp = json_get_str(json_object_get(inst, "config"), "volatile.base_image", "");
+	cleanup_free char *src = strf("images/%s", fp);
+	cleanup_free char *dst = strf("containers/%s", name);
+	int r;
+
+	if (!src || !dst)
+		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
+	if (!store_image(ctx->store, fp))
+		return kiva_error_set(reterr, -ENOENT, "Image '%s' not found", fp);
+	if (storage_volume_exists(ctx->pool, dst)) {
+		r = storage_volume_delete(ctx->pool, dst, reterr);
+		if (r < 0)
+			return r;
+	}
+	r = storage_volume_clone(ctx->pool, src, dst, reterr);
+	if (r < 0)
+		return r;
+	return write_lxc_config(ctx, inst, reterr);
+}
+
+static void create_recorded(void *userdata, int status, const char *errmsg)
+{
+	struct task *t = userdata;
+	struct kiva_error err = {0};
+	json_t *ready;
+	int r;
+
+	if (status < 0) {
+		task_fail(t, "Failed to record instance '%s': %s", t->name, errmsg);
+		return;
+	}
+	r = api_instance_materialize(t->ctx, t->inst, &err);
+	if (r < 0) {
+		create_rollback(t, err.msg);
+		return;
+	}
+	ready = record_with_state(t->inst, "ready");
+	r = task_apply(t, ready ? store_cmd_instance_put(ready) : NULL, create_ready);
+	json_decref(ready);
+	if (r < 0)
+		create_rollback(t, "Failed to record the instance");
+}
+
+static void create_ready(void *userdata, int status, const char *errmsg)
+{
+	struct task *t = userdata;
+
+	if (status < 0) {
+		create_rollback(t, errmsg ? errmsg : "Failed to record the instance");
+		return;
+	}
+	if (t->start_after) {
+		start_step(t);
+		return;
+	}
+	task_done(t, NULL);
+}
+
+static void copy_image_config(json_t *config, const json_t *image)
+{
+	const json_t *props = json_object_get(image, "properties");
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)props, key, v) {
+		char k[128];
+
+		if (!json_is_string(v))
+			continue;
+		snprintf(k, sizeof(k), "image.%s", key);
+		if (!json_object_get(config, k))
+			json_object_set(config, k, v);
+	}
+}
+
+void api_instances_handle_create(struct api_request *req)
+{
+	struct api_ctx *ctx = req->ctx;
+	cleanup_json json_t *body = NULL, *inst = NULL;
+	struct kiva_error err = {0};
+	const json_t *source, *image, *devices, *profiles;
+	const char *name, *stype, *type, *ref;
+	json_t *config, *creating;
+	struct api_op *op;
+	struct task *t;
+	char now[40], idmap[16];
+	int r;
+
+	if (api_parse_body(req, &body) < 0)
+		return;
+	name = json_get_str(body, "name", NULL);
+	if (proto_instance_name_validate(name, &err) < 0) {
+		api_reply_kiva_error(req, &err);
+		return;
+	}
+	if (store_instance(ctx->store, name)) {
+		api_reply_error(req, 409, "Instance '%s' already exists", name);
+		return;
+	}
+	type = json_get_str(body, "type", "container");
+	if (!streq(type, "container")) {
+		api_reply_error(req, 400, "Unsupported instance type '%s': only containers", type);
+		return;
+	}
+	config = json_object_get(body, "config");
+	if (proto_config_validate(config, &ctx->proto_host, false, &err) < 0) {
+		api_reply_kiva_error(req, &err);
+		return;
+	}
+	devices = json_object_get(body, "devices");
+	if (devices && !json_is_object(devices)) {
+		api_reply_error(req, 400, "Invalid devices: expected an object");
+		return;
+	}
+	if (devices && json_object_size(devices) > 0) {
+		api_reply_error(req, 400, "Devices are not supported yet (networks come with the "
+		                          "networking release)");
+		return;
+	}
+	profiles = json_object_get(body, "profiles");
+	if (profiles && (!json_is_array(profiles) || json_array_size(profiles) > 1 ||
+	                 (json_array_size(profiles) == 1 &&
+	                  !streq(json_string_value(json_array_get(profiles, 0)) ?: "", "default")))) {
+		api_reply_error(req, 400, "Only the 'default' profile exists");
+		return;
+	}
+	source = json_object_get(body, "source");
+	stype = json_get_str(source, "type", NULL);
+	if (!source || !stype) {
+		api_reply_error(req, 400, "Missing source: {\"type\": \"image\", \"alias\": NAME}");
+		return;
+	}
+	if (!streq(stype, "image")) {
+		api_reply_error(req, 400, "Unsupported source type '%s': only 'image'", stype);
+		return;
+	}
+	ref = json_get_str(source, "alias", NULL);
+	if (!ref)
+		ref = json_get_str(source, "fingerprint", NULL);
+	if (!ref) {
+		api_reply_error(req, 400, "Missing source alias or fingerprint");
+		return;
+	}
+	image = api_image_resolve(ctx, ref);
+	if (!image) {
+		api_reply_error(req, 404, "Image '%s' not found", ref);
+		return;
+	}
+
+	now_rfc3339(now);
+	snprintf(idmap, sizeof(idmap), "%u", ctx->idmap_base);
+	inst = json_pack("{s:s,s:s,s:s,s:{},s:{},s:b,s:[s],s:s,s:s,s:s}", "name", name, "type",
+	                 "container", "architecture",
+	                 json_get_str(image, "architecture", "x86_64"), "config", "devices",
+	                 "ephemeral",
+	                 json_get_bool(body, "ephemeral", false), "profiles", "default",
+	                 "description", json_get_str(body, "description", ""), "created_at", now,
+	                 "last_used_at", now);
+	if (!inst) {
+		api_reply_error(req, 500, "Out of memory");
+		return;
+	}
+	if (config)
+		json_object_set_new(inst, "config", json_deep_copy(config));
+	copy_image_config(json_object_get(inst, "config"), image);
+	json_set_str(json_object_get(inst, "config"), "volatile.base_image",
+	             json_get_str(image, "fingerprint", ""));
+	json_set_str(json_object_get(inst, "config"), "volatile.idmap.base", idmap);
+	if (assign_cpuset(ctx, inst, &err) < 0) {
+		api_reply_kiva_error(req, &err);
+		return;
+	}
+
+	op = api_op_new(ctx, "Creating instance", instance_resources(name));
+	t = op ? task_new(ctx, op, name) : NULL;
+	if (!t) {
+		api_reply_error(req, 500, "Out of memory");
+		return;
+	}
+	t->inst = json_incref(inst);
+	t->start_after = json_get_bool(body, "start", false);
+	creating = record_with_state(inst, "creating");
+	r = task_apply(t, creating ? store_cmd_instance_put(creating) : NULL, create_recorded);
+	json_decref(creating);
+	if (r < 0) {
+		api_op_fail(op, "Failed to record the instance: %s", strerror(-r));
+		task_free(t);
+		api_reply_error(req, 503, "Failed to record the instance: %s", strerror(-r));
+		return;
+	}
+	api_reply_async(req, op);
+}
+
+/* ---- delete ---- */
+
+static void delete_done(void *userdata, int status, const char *errmsg)
+{
+	struct task *t = userdata;
+
+	if (status < 0) {
+		task_fail(t, "Failed to delete instance '%s': %s", t->name, errmsg);
+		return;
+	}
+	task_done(t, NULL);
+}
+
+/* Removes the liblxc dir, the rootfs and the logs of a record in state "deleting". Idempotent. */
+int api_instance_dematerialize(struct api_ctx *ctx, const char *name, struct kiva_error *reterr)
+{
+	cleanup_free char *rel = strf("containers/%s", name);
+	cleanup_free char *logs = strf("%s/%s", ctx->logs_dir, name);
+	int r;
+
+	if (!rel || !logs)
+		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
+	r = runtime_remove(ctx->lxcpath, name);
+	if (r < 0)
+		return kiva_error_set(reterr, r, "Failed to remove the container config: %s",
+		                      strerror(-r));
+	r = storage_volume_delete(ctx->pool, rel, reterr);
+	if (r < 0)
+		return r;
+	(void)rm_rf(logs);
+	return 0;
+}
+
+static void delete_marked(void *userdata, int status, const char *errmsg)
+{
+	struct task *t = userdata;
+	struct kiva_error err = {0};
+
+	if (status < 0) {
+		task_fail(t, "Failed to delete instance '%s': %s", t->name, errmsg);
+		return;
+	}
+	if (api_instance_dematerialize(t->ctx, t->name, &err) < 0) {
+		task_fail(t, "Failed to delete instance '%s': %s", t->name, err.msg);
+		return;
+	}
+	if (task_apply(t, store_cmd_instance_delete(t->name), delete_done) < 0)
+		task_fail(t, "Failed to delete instance '%s'", t->name);
+}
+
+static void delete_begin(struct task *t)
+{
+	const json_t *inst = store_instance(t->ctx->store, t->name);
+	json_t *marked = inst ? record_with_state(inst, "deleting") : NULL;
+	int r;
+
+	if (!marked) {
+		task_fail(t, "Instance '%s' not found", t->name);
+		return;
+	}
+	r = task_apply(t, store_cmd_instance_put(marked), delete_marked);
+	json_decref(marked);
+	if (r < 0)
+		task_fail(t, "Failed to delete instance '%s': %s", t->name, strerror(-r));
+}
+
+void api_instance_handle_delete(struct api_request *req)
+{
+	const char *name = req->params[0];
+	struct api_op *op;
+	struct task *t;
+
+	if (!find_instance(req, name))
+		return;
+	if (is_running(runtime_state(req->ctx->lxcpath, name))) {
+		api_reply_error(req, 400, "Instance is running: stop it first (or use --force)");
+		return;
+	}
+	op = api_op_new(req->ctx, "Deleting instance", instance_resources(name));
+	t = op ? task_new(req->ctx, op, name) : NULL;
+	if (!t) {
+		api_reply_error(req, 500, "Out of memory");
+		return;
+	}
+	api_reply_async(req, op);
+	delete_begin(t);
+}
+
+/* ---- PUT / PATCH: config changes, applied live to a running instance ---- */
+
+struct update {
+	struct task *t;
+	struct api_request *req; /* PATCH: answered when committed; NULL for PUT (operation) */
+	json_t *old_config;
+	bool live;
+};
+
+static void update_finish(struct update *u, int status, const char *msg)
+{
+	if (u->req) {
+		if (status < 0)
+			api_reply_error(u->req, status == -EINVAL ? 400 : 500, "%s", msg);
+		else
+			api_reply_sync(u->req, NULL);
+		task_free(u->t);
+	} else if (status < 0) {
+		task_fail(u->t, "%s", msg);
+	} else {
+		task_done(u->t, NULL);
+	}
+	json_decref(u->old_config);
+	free(u);
+}
+
+static void update_committed(void *userdata, int status, const char *errmsg)
+{
+	struct update *u = userdata;
+	struct kiva_error err = {0};
+
+	if (status < 0) {
+		if (u->live)
+			(void)apply_live_limits(u->t->ctx, u->t->name,
+			                        json_object_get(u->t->inst, "config"), u->old_config,
+			                        NULL);
+		update_finish(u, status, errmsg ? errmsg : "Failed to record the change");
+		return;
+	}
+	/* the next start uses the new limits */
+	if (write_lxc_config(u->t->ctx, u->t->inst, &err) < 0) {
+		update_finish(u, err.code, err.msg);
+		return;
+	}
+	update_finish(u, 0, NULL);
+}
+
+static void update_apply_cb(void *userdata, int status, const char *errmsg)
+{
+	update_committed(userdata, status, errmsg);
+}
+
+static void handle_update(struct api_request *req, bool patch)
+{
+	struct api_ctx *ctx = req->ctx;
+	const char *name = req->params[0];
+	cleanup_json json_t *body = NULL, *inst = NULL;
+	struct kiva_error err = {0};
+	const json_t *stored, *bconfig, *devices;
+	json_t *config, *old_config;
+	const char *key;
+	json_t *v;
+	struct update *u;
+	struct api_op *op = NULL;
+	enum runtime_state st;
+	int r;
+
+	stored = find_instance(req, name);
+	if (!stored)
+		return;
+	if (api_parse_body(req, &body) < 0)
+		return;
+	if (json_object_get(body, "restore")) {
+		api_reply_error(req, 400, "Snapshots are not supported yet");
+		return;
+	}
+	bconfig = json_object_get(body, "config");
+	if (bconfig && !json_is_object(bconfig)) {
+		api_reply_error(req, 400, "Invalid config: expected an object");
+		return;
+	}
+	devices = json_object_get(body, "devices");
+	if (devices && (!json_is_object(devices) || json_object_size(devices) > 0)) {
+		api_reply_error(req, 400, "Devices are not supported yet (networks come with the "
+		                          "networking release)");
+		return;
+	}
+	inst = json_deep_copy(stored);
+	old_config = json_object_get(stored, "config");
+	if (patch) {
+		config = json_object_get(inst, "config");
+		json_object_foreach((json_t *)bconfig, key, v) {
+			if (startswith(key, "volatile.")) {
+				api_reply_error(req, 400,
+				                "Configuration key %s is set by the server only", key);
+				return;
+			}
+			if (json_is_null(v))
+				json_object_del(config, key);
+			else
+				json_object_set(config, key, v);
+		}
+	} else {
+		config = json_object();
+		json_object_foreach((json_t *)bconfig, key, v) {
+			if (startswith(key, "volatile.")) /* clients send back what GET showed */
+				continue;
+			json_object_set(config, key, v);
+		}
+		json_object_foreach((json_t *)old_config, key, v)
+			if (startswith(key, "volatile."))
+				json_object_set(config, key, v);
+		json_object_set_new(inst, "config", config);
+		if (json_is_string(json_object_get(body, "description")))
+			json_object_set(inst, "description", json_object_get(body, "description"));
+	}
+	if (proto_config_validate(config, &ctx->proto_host, true, &err) < 0) {
+		api_reply_kiva_error(req, &err);
+		return;
+	}
+	if (!json_equal(json_object_get(old_config, "limits.cpu"),
+	                json_object_get(config, "limits.cpu")) &&
+	    assign_cpuset(ctx, inst, &err) < 0) {
+		api_reply_kiva_error(req, &err);
+		return;
+	}
+	st = runtime_state(ctx->lxcpath, name);
+	if (is_running(st)) {
+		r = apply_live_limits(ctx, name, old_config, config, &err);
+		if (r < 0) {
+			api_reply_error(req, 400, "%s", err.msg);
+			return;
+		}
+	}
+	if (!patch) {
+		op = api_op_new(ctx, "Updating instance", instance_resources(name));
+		if (!op) {
+			api_reply_error(req, 500, "Out of memory");
+			return;
+		}
+	}
+	u = calloc(1, sizeof(*u));
+	if (u)
+		u->t = task_new(ctx, op, name);
+	if (!u || !u->t) {
+		free(u);
+		api_reply_error(req, 500, "Out of memory");
+		return;
+	}
+	u->t->inst = json_incref(inst);
+	u->old_config = json_incref(old_config);
+	u->live = is_running(st);
+	if (patch) {
+		u->req = req;
+		api_defer(req);
+	}
+	{
+		json_t *cmd = store_cmd_instance_put(inst);
+
+		r = cmd ? store_apply(ctx->store, cmd, update_apply_cb, u) : -ENOMEM;
+		json_decref(cmd);
+	}
+	if (r < 0) {
+		if (!patch)
+			api_reply_error(req, 503, "Failed to record the change: %s", strerror(-r));
+		update_finish(u, r, "Failed to record the change");
+		return;
+	}
+	if (!patch)
+		api_reply_async(req, op);
+}
+
+void api_instance_handle_put(struct api_request *req)
+{
+	handle_update(req, false);
+}
+
+void api_instance_handle_patch(struct api_request *req)
+{
+	handle_update(req, true);
+}
+
+/* ---- exec (non-interactive, output recorded to log files) ---- */
+
+static void exec_done(void *userdata, const struct api_spawn_result *res)
+{
+	struct task *t = userdata;
+	cleanup_free char *status = NULL;
+	json_t *meta;
+	int ret;
+
+	if (read_file(t->status_path, 4096, &status, NULL) < 0 || !status[0]) {
+		unlink(t->status_path);
+		task_fail(t, "Failed to run the command in '%s': %s", t->name,
+		          res->message[0] ? res->message : "kiva-helper failed");
+		return;
+	}
+	unlink(t->status_path);
+	if (startswith(status, "error ")) {
+		strip_nl(status);
+		task_fail(t, "%s", status + strlen("error "));
+		return;
+	}
+	if (sscanf(status, "exit %d", &ret) != 1) {
+		task_fail(t, "Failed to run the command in '%s': bad helper status", t->name);
+		return;
+	}
+	meta = json_pack("{s:i}", "return", ret);
+	if (t->record_output) {
+		char out[256], err[256];
+
+		snprintf(out, sizeof(out), "/1.0/instances/%s/logs/exec_%s.stdout", t->name,
+		         t->exec_id);
+		snprintf(err, sizeof(err), "/1.0/instances/%s/logs/exec_%s.stderr", t->name,
+		         t->exec_id);
+		json_object_set_new(meta, "output", json_pack("{s:s,s:s}", "1", out, "2", err));
+	}
+	task_done(t, meta);
+}
+
+static int open_log(const char *dir, const char *id, const char *ext, bool record)
+{
+	char path[4096];
+
+	if (!record)
+		return open("/dev/null", O_WRONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "%s/exec_%s.%s", dir, id, ext);
+	return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+}
+
+void api_instance_handle_exec(struct api_request *req)
+{
+	struct api_ctx *ctx = req->ctx;
+	const char *name = req->params[0];
+	cleanup_json json_t *body = NULL;
+	cleanup_strv char **args = NULL;
+	cleanup_free char *dir = NULL;
+	cleanup_close int fd_out = -EBADF, fd_err = -EBADF, fd_status = -EBADF;
+	const json_t *cmd, *env;
+	const char *key, *cwd;
+	json_t *v;
+	size_t i;
+	struct api_op *op;
+	struct task *t;
+	int r;
+
+	if (!find_instance(req, name))
+		return;
+	if (api_parse_body(req, &body) < 0)
+		return;
+	cmd = json_object_get(body, "command");
+	if (!json_is_array(cmd) || json_array_size(cmd) == 0) {
+		api_reply_error(req, 400, "Invalid command: expected a non-empty array of strings");
+		return;
+	}
+	if (json_get_bool(body, "wait-for-websocket", false) ||
+	    json_get_bool(body, "interactive", false)) {
+		api_reply_error(req, 400, "Interactive exec over WebSocket is not supported yet: "
+		                          "use record-output");
+		return;
+	}
+	if (runtime_state(ctx->lxcpath, name) != RUNTIME_RUNNING) {
+		api_reply_error(req, 400, "Instance is not running");
+		return;
+	}
+	env = json_object_get(body, "environment");
+	if (env && !json_is_object(env)) {
+		api_reply_error(req, 400, "Invalid environment: expected an object of strings");
+		return;
+	}
+	cwd = json_get_str(body, "cwd", NULL);
+	if (cwd && cwd[0] != '/') {
+		api_reply_error(req, 400, "Invalid cwd '%s': must be an absolute path", cwd);
+		return;
+	}
+	r = strv_push(&args, strdup("exec"));
+	r = r ?: strv_push(&args, strdup(ctx->lxcpath));
+	r = r ?: strv_push(&args, strdup(name));
+	if (cwd) {
+		r = r ?: strv_push(&args, strdup("--cwd"));
+		r = r ?: strv_push(&args, strdup(cwd));
+	}
+	json_object_foreach((json_t *)env, key, v) {
+		if (!json_is_string(v) || !*key || strchr(key, '=')) {
+			api_reply_error(req, 400, "Invalid environment variable '%s'", key);
+			return;
+		}
+		r = r ?: strv_push(&args, strdup("--env"));
+		r = r ?: strv_push(&args, strf("%s=%s", key, json_string_value(v)));
+	}
+	r = r ?: strv_push(&args, strdup("--"));
+	json_array_foreach(cmd, i, v) {
+		if (!json_is_string(v)) {
+			api_reply_error(req, 400, "Invalid command: argument %zu is not a string", i);
+			return;
+		}
+		r = r ?: strv_push(&args, strdup(json_string_value(v)));
+	}
+	if (r < 0) {
+		api_reply_error(req, 500, "Out of memory");
+		return;
+	}
+
+	op = api_op_new(ctx, "Executing command", instance_resources(name));
+	t = op ? task_new(ctx, op, name) : NULL;
+	dir = strf("%s/%s", ctx->logs_dir, name);
+	if (!t || !dir) {
+		api_reply_error(req, 500, "Out of memory");
+		return;
+	}
+	snprintf(t->exec_id, sizeof(t->exec_id), "%s", op->id);
+	t->record_output = json_get_bool(body, "record-output", false);
+	snprintf(t->status_path, sizeof(t->status_path), "%s/exec_%s.status", dir, op->id);
+	r = mkdir_p(dir, 0700);
+	fd_out = open_log(dir, op->id, "stdout", t->record_output);
+	fd_err = open_log(dir, op->id, "stderr", t->record_output);
+	fd_status = open(t->status_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (r < 0 || fd_out < 0 || fd_err < 0 || fd_status < 0) {
+		api_reply_error(req, 500, "Failed to create the exec logs in %s: %m", dir);
+		api_op_fail(op, "Failed to create the exec logs");
+		task_free(t);
+		return;
+	}
+	api_reply_async(req, op);
+	r = api_spawn_helper(ctx, args, fd_out, fd_err, fd_status, exec_done, t);
+	if (r < 0)
+		task_fail(t, "Failed to run the command: %s", strerror(-r));
+}
+
+/* ---- logs: exec output and liblxc's log ---- */
+
+static bool log_name_valid(const char *file)
+{
+	size_t n = strlen(file);
+
+	if (streq(file, "lxc.log"))
+		return true;
+	if (!startswith(file, "exec_") || n > 80)
+		return false;
+	for (const char *p = file + 5; *p && *p != '.'; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || *p == '-'))
+			return false;
+	return (n > 7 && streq(file + n - 7, ".stdout")) || (n > 7 && streq(file + n - 7, ".stderr"));
+}
+
+static char *log_path(struct api_request *req)
+{
+	const char *name = req->params[0], *file = req->params[1];
+
+	if (!find_instance(req, name))
+		return NULL;
+	if (!log_name_valid(file)) {
+		api_reply_error(req, 404, "Log file '%s' not found", file);
+		return NULL;
+	}
+	if (streq(file, "lxc.log"))
+		return strf("%s/%s/lxc.log", req->ctx->lxcpath, name);
+	return strf("%s/%s/%s", req->ctx->logs_dir, name, file);
+}
+
+void api_instance_handle_log_get(struct api_request *req)
+{
+	cleanup_free char *path = log_path(req);
+	char *data = NULL;
+	size_t len = 0;
+	int r;
+
+	if (!path)
+		return;
+	r = read_file(path, 64 * 1024 * 1024, &data, &len);
+	if (r < 0) {
+		api_reply_error(req, r == -ENOENT ? 404 : 500, "Log file '%s' not found",
+		                req->params[1]);
+		return;
+	}
+	api_reply_raw(req, 200, "application/octet-stream", data, len);
+}
+
+void api_instance_handle_log_delete(struct api_request *req)
+{
+	cleanup_free char *path = log_path(req);
+
+	if (!path)
+		return;
+	if (streq(req->params[1], "lxc.log")) {
+		api_reply_error(req, 400, "The liblxc log can't be deleted");
+		return;
+	}
+	if (unlink(path) < 0) {
+		api_reply_error(req, errno == ENOENT ? 404 : 500, "Log file '%s' not found",
+		                req->params[1]);
+		return;
+	}
+	api_reply_sync(req, NULL);
+}

@@ -1,0 +1,155 @@
+/* Internals shared by the api module's files: requests, replies, operations, helpers. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api.h"
+#include "basic-hash.h"
+#include "basic-json.h"
+
+#define API_BODY_MAX (1024 * 1024)                  /* JSON bodies */
+#define API_UPLOAD_MAX (64ULL * 1024 * 1024 * 1024) /* image uploads */
+
+enum api_method { API_GET, API_POST, API_PUT, API_PATCH, API_DELETE, API_METHOD_OTHER };
+
+/* One HTTP request and its reply. Created by api-server.c, handed to api_dispatch(). A handler
+ * replies at once or later (api_defer, then any api_reply_* from a callback). The request is
+ * freed by the server once the reply is written, or by api_reply_* if the client went away. */
+struct api_request {
+	struct api_ctx *ctx;
+	void *conn; /* the server's connection; NULL once the client disconnected */
+	enum api_method method;
+	char path[1024];
+	char query[1024];
+	char content_type[128];
+	char filename[256];   /* X-LXD-filename header of uploads */
+	uint64_t content_length;
+	char *body;           /* JSON body, NUL-terminated (NULL for uploads and empty bodies) */
+	size_t body_len;
+	bool upload;          /* body streamed to upload_path */
+	int upload_fd;
+	char *upload_path;
+	uint64_t upload_bytes;
+	struct sha256_ctx upload_hash;
+	int body_error;       /* set while reading a body: reply with it at completion */
+	char body_errmsg[128];
+	const char *params[4]; /* route captures, point into path_parts */
+	char path_parts[1024];
+	bool deferred;
+
+	/* reply */
+	bool replied;
+	int status;
+	char reply_type[64];
+	char location[256];
+	char *reply_body;
+	size_t reply_len, reply_off;
+	bool headers_sent;
+};
+
+/* api-server.c */
+void api_request_free(struct api_request *req);
+/* Queues the reply for writing (server side). Takes ownership of body. */
+void api_server_send(struct api_request *req);
+
+/* api-response.c: LXD envelopes. All take ownership of the json_t they are given. */
+void api_reply_sync(struct api_request *req, json_t *metadata);
+void api_reply_error(struct api_request *req, int http_status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Maps a -errno (from a kiva_error) to an HTTP status and replies with the message. */
+void api_reply_kiva_error(struct api_request *req, const struct kiva_error *err);
+void api_reply_raw(struct api_request *req, int http_status, const char *content_type, char *data,
+                   size_t len);
+void api_reply_async(struct api_request *req, struct api_op *op);
+/* Marks the request as answered later. */
+void api_defer(struct api_request *req);
+/* Value of a query parameter (URL-decoded by the server), or NULL. buf holds the value. */
+const char *api_query(const struct api_request *req, const char *name, char *buf, size_t len);
+int api_recursion(const struct api_request *req);
+/* Parses the JSON body into *ret (object). Replies 400 and returns <0 on failure. */
+int api_parse_body(struct api_request *req, json_t **ret);
+
+/* api-router.c */
+void api_dispatch(struct api_request *req);
+
+/* api-operations.c: LXD operations (class "task"). */
+enum api_op_status { API_OP_RUNNING, API_OP_SUCCESS, API_OP_FAILURE };
+struct api_op {
+	struct api_op *next;
+	struct api_ctx *ctx;
+	char id[40];
+	char description[128];
+	char created_at[40], updated_at[40];
+	enum api_op_status status;
+	json_t *resources; /* {"instances": [...]} */
+	json_t *metadata;
+	char err[512];
+	uint64_t done_usec; /* monotonic time it finished */
+	struct api_waiter *waiters;
+};
+/* Creates a running operation. resources: owned (may be NULL). */
+struct api_op *api_op_new(struct api_ctx *ctx, const char *description, json_t *resources);
+/* Finishes op with success (metadata owned, may be NULL), wakes waiters. */
+void api_op_succeed(struct api_op *op, json_t *metadata);
+/* Finishes op with failure and the user's message. */
+void api_op_fail(struct api_op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+json_t *api_op_to_json(const struct api_op *op);
+struct api_op *api_op_find(struct api_ctx *ctx, const char *id);
+void api_ops_handle_list(struct api_request *req);
+void api_ops_handle_get(struct api_request *req);
+void api_ops_handle_delete(struct api_request *req);
+void api_ops_handle_wait(struct api_request *req);
+/* Drops waiters whose connection went away (called by the server on close). */
+void api_ops_forget_request(struct api_ctx *ctx, struct api_request *req);
+
+/* api-spawn.c: run kiva-helper without blocking the loop. */
+struct api_spawn_result {
+	int exit_status; /* exit code, or 128+signal */
+	char message[512]; /* "Error: ..." line from the helper's stderr, prefix stripped */
+};
+typedef void (*api_spawn_cb)(void *userdata, const struct api_spawn_result *res);
+/* Spawns ctx->helper_path with args (NULL-terminated, without argv[0]). stdin is /dev/null;
+ * stdout is fd_out (or /dev/null when < 0); stderr is fd_err, or when < 0 captured and its
+ * "Error: " line returned in res->message; extra_fd becomes fd 3 when >= 0. The fds are only
+ * borrowed for the spawn. cb runs from the loop once the helper exited and stderr is drained. */
+int api_spawn_helper(struct api_ctx *ctx, char *const args[], int fd_out, int fd_err, int extra_fd,
+                     api_spawn_cb cb, void *userdata);
+
+/* api-instances.c */
+void api_instances_handle_list(struct api_request *req);
+void api_instances_handle_create(struct api_request *req);
+void api_instance_handle_get(struct api_request *req);
+void api_instance_handle_put(struct api_request *req);
+void api_instance_handle_patch(struct api_request *req);
+void api_instance_handle_delete(struct api_request *req);
+void api_instance_handle_state_get(struct api_request *req);
+void api_instance_handle_state_put(struct api_request *req);
+void api_instance_handle_exec(struct api_request *req);
+void api_instance_handle_log_get(struct api_request *req);
+void api_instance_handle_log_delete(struct api_request *req);
+/* The instance as the API shows it (stored record + live status). New reference. */
+json_t *api_instance_render(struct api_ctx *ctx, const json_t *stored, bool with_state);
+
+/* Instance files, shared with api-reconcile.c. All idempotent.
+ * materialize: rootfs snapshot of the image + liblxc config for a record in state "creating";
+ * dematerialize: removes liblxc dir, rootfs and logs; write_config: liblxc config from record. */
+int api_instance_materialize(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr);
+int api_instance_dematerialize(struct api_ctx *ctx, const char *name, struct kiva_error *reterr);
+int api_instance_write_config(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr);
+
+/* api-images.c */
+void api_images_handle_list(struct api_request *req);
+void api_images_handle_create(struct api_request *req);
+void api_image_handle_get(struct api_request *req);
+void api_image_handle_delete(struct api_request *req);
+void api_aliases_handle_list(struct api_request *req);
+void api_aliases_handle_create(struct api_request *req);
+void api_alias_handle_get(struct api_request *req);
+void api_alias_handle_delete(struct api_request *req);
+/* Resolves an alias or a fingerprint (prefix) to the stored image. Borrowed or NULL. */
+const json_t *api_image_resolve(struct api_ctx *ctx, const char *name);
+
+/* api-server info */
+void api_handle_server_get(struct api_request *req);

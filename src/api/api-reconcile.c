@@ -1,0 +1,115 @@
+/* Start-up reconciliation: the store says what should exist, liblxc and the pool say what does.
+ * Cut workflows are finished in the direction their record names (api-instances.c ordering):
+ * "creating" → made again from its image (or dropped if the image is gone), "deleting" → deleted;
+ * "ready" instances get their liblxc config rewritten from the record. Containers and volumes
+ * that no record names are removed (after a forced stop if one still runs). Running containers
+ * are never touched. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api-internal.h"
+#include "basic-log.h"
+#include "basic-string.h"
+
+struct reconcile {
+	struct api_ctx *ctx;
+	unsigned pending;
+	void (*cb)(struct api_ctx *ctx, void *userdata);
+	void *userdata;
+};
+
+static void one_done(struct reconcile *rc)
+{
+	if (--rc->pending > 0)
+		return;
+	rc->cb(rc->ctx, rc->userdata);
+	free(rc);
+}
+
+static void applied(void *userdata, int status, const char *errmsg)
+{
+	if (status < 0)
+		log_warning("Reconcile: store update failed: %s", errmsg);
+	one_done(userdata);
+}
+
+static void submit(struct reconcile *rc, json_t *cmd)
+{
+	rc->pending++;
+	if (!cmd || store_apply(rc->ctx->store, cmd, applied, rc) < 0) {
+		log_warning("Reconcile: failed to submit a store update");
+		rc->pending--;
+	}
+	json_decref(cmd);
+}
+
+void api_reconcile(struct api_ctx *ctx, void (*cb)(struct api_ctx *ctx, void *userdata),
+                   void *userdata)
+{
+	const json_t *insts = json_object_get(store_state(ctx->store), "instances");
+	struct reconcile *rc = calloc(1, sizeof(*rc));
+	cleanup_strv char **names = NULL;
+	cleanup_json json_t *work = json_deep_copy(insts);
+	const char *name;
+	json_t *inst;
+
+	if (!rc) {
+		cb(ctx, userdata);
+		return;
+	}
+	rc->ctx = ctx;
+	rc->cb = cb;
+	rc->userdata = userdata;
+	rc->pending = 1; /* held until the end of this function */
+
+	json_object_foreach(work, name, inst) {
+		const char *state = json_get_str(inst, "kiva_state", "");
+		struct kiva_error err = {0};
+
+		if (streq(state, "creating")) {
+			if (api_instance_materialize(ctx, inst, &err) < 0) {
+				log_warning("Reconcile: dropping half-made instance '%s': %s", name,
+				            err.msg);
+				(void)api_instance_dematerialize(ctx, name, NULL);
+				submit(rc, store_cmd_instance_delete(name));
+			} else {
+				json_object_set_new(inst, "kiva_state", json_string("ready"));
+				log_info("Reconcile: finished creating instance '%s'", name);
+				submit(rc, store_cmd_instance_put(inst));
+			}
+		} else if (streq(state, "deleting")) {
+			if (runtime_state(ctx->lxcpath, name) == RUNTIME_RUNNING) {
+				log_warning("Reconcile: '%s' is being deleted but runs; leaving it", name);
+				continue;
+			}
+			if (api_instance_dematerialize(ctx, name, &err) < 0) {
+				log_warning("Reconcile: can't finish deleting '%s': %s", name, err.msg);
+				continue;
+			}
+			log_info("Reconcile: finished deleting instance '%s'", name);
+			submit(rc, store_cmd_instance_delete(name));
+		} else if (api_instance_write_config(ctx, inst, NULL) < 0) {
+			log_warning("Reconcile: can't rewrite the config of '%s'", name);
+		}
+	}
+
+	/* leftovers nobody owns */
+	if (runtime_list(ctx->lxcpath, &names) >= 0) {
+		for (char **n = names; n && *n; n++) {
+			if (json_object_get(insts, *n))
+				continue;
+			if (runtime_state(ctx->lxcpath, *n) != RUNTIME_STOPPED &&
+			    runtime_state(ctx->lxcpath, *n) != RUNTIME_MISSING) {
+				log_warning("Reconcile: container '%s' has no record but runs; leaving it",
+				            *n);
+				continue;
+			}
+			log_info("Reconcile: removing leftover container '%s'", *n);
+			(void)api_instance_dematerialize(ctx, *n, NULL);
+		}
+	}
+	one_done(rc);
+}
+

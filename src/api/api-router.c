@@ -1,0 +1,108 @@
+/* Routes /1.0 requests to handlers: path patterns with {captures}, per-method handlers, LXD's
+ * 404 and 405 errors for unknown routes and methods. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api-internal.h"
+#include "basic-string.h"
+
+typedef void (*api_handler)(struct api_request *req);
+
+static const struct route {
+	const char *pattern;
+	api_handler get, post, put, patch, delete;
+} routes[] = {
+	{"/1.0", api_handle_server_get, NULL, NULL, NULL, NULL},
+	{"/1.0/instances", api_instances_handle_list, api_instances_handle_create, NULL, NULL, NULL},
+	{"/1.0/instances/*", api_instance_handle_get, NULL, api_instance_handle_put,
+	 api_instance_handle_patch, api_instance_handle_delete},
+	{"/1.0/instances/*/state", api_instance_handle_state_get, NULL,
+	 api_instance_handle_state_put, NULL, NULL},
+	{"/1.0/instances/*/exec", NULL, api_instance_handle_exec, NULL, NULL, NULL},
+	{"/1.0/instances/*/logs/*", api_instance_handle_log_get, NULL, NULL, NULL,
+	 api_instance_handle_log_delete},
+	{"/1.0/operations", api_ops_handle_list, NULL, NULL, NULL, NULL},
+	{"/1.0/operations/*", api_ops_handle_get, NULL, NULL, NULL, api_ops_handle_delete},
+	{"/1.0/operations/*/wait", api_ops_handle_wait, NULL, NULL, NULL, NULL},
+	{"/1.0/images", api_images_handle_list, api_images_handle_create, NULL, NULL, NULL},
+	{"/1.0/images/aliases", api_aliases_handle_list, api_aliases_handle_create, NULL, NULL,
+	 NULL},
+	{"/1.0/images/aliases/*", api_alias_handle_get, NULL, NULL, NULL, api_alias_handle_delete},
+	{"/1.0/images/*", api_image_handle_get, NULL, NULL, NULL, api_image_handle_delete},
+};
+
+/* Splits req->path into req->path_parts and matches pattern segment by segment; '*' matches one
+ * non-empty segment and is captured. */
+static bool match(struct api_request *req, const char *pattern)
+{
+	char pat[128];
+	char *psave = NULL, *save = NULL, *ps, *s;
+	unsigned ncap = 0;
+
+	snprintf(req->path_parts, sizeof(req->path_parts), "%s", req->path);
+	snprintf(pat, sizeof(pat), "%s", pattern);
+	/* tolerate one trailing slash, as LXD does */
+	{
+		size_t n = strlen(req->path_parts);
+
+		if (n > 1 && req->path_parts[n - 1] == '/')
+			req->path_parts[n - 1] = 0;
+	}
+	ps = strtok_r(pat, "/", &psave);
+	s = strtok_r(req->path_parts, "/", &save);
+	while (ps && s) {
+		if (streq(ps, "*")) {
+			if (ncap >= ARRAY_SIZE(req->params))
+				return false;
+			req->params[ncap++] = s;
+		} else if (!streq(ps, s)) {
+			return false;
+		}
+		ps = strtok_r(NULL, "/", &psave);
+		s = strtok_r(NULL, "/", &save);
+	}
+	return !ps && !s;
+}
+
+void api_dispatch(struct api_request *req)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+		const struct route *r = &routes[i];
+		api_handler h = NULL;
+
+		if (!match(req, r->pattern))
+			continue;
+		switch (req->method) {
+		case API_GET:
+			h = r->get;
+			break;
+		case API_POST:
+			h = r->post;
+			break;
+		case API_PUT:
+			h = r->put;
+			break;
+		case API_PATCH:
+			h = r->patch;
+			break;
+		case API_DELETE:
+			h = r->delete;
+			break;
+		default:
+			break;
+		}
+		if (!h) {
+			api_reply_error(req, 405, "Method not allowed for %s", req->path);
+			return;
+		}
+		h(req);
+		return;
+	}
+	if (streq(req->path, "/") || streq(req->path, "")) {
+		json_t *list = json_pack("[s]", "/1.0");
+
+		api_reply_sync(req, list);
+		return;
+	}
+	api_reply_error(req, 404, "Not found: %s", req->path);
+}

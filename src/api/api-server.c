@@ -1,0 +1,359 @@
+/* HTTP/1.1 server on a unix socket: the only file that includes <libwebsockets.h>. lws runs on
+ * kivad's libuv loop (foreign loop). It reads requests (JSON bodies up to 1 MiB in memory, image
+ * uploads streamed to a file while hashed), hands them to api_dispatch(), and writes replies,
+ * keeping connections alive between requests.
+ *
+ * lws gotchas (notes/feasibility.md §13): a body method without Content-Length would make lws wait
+ * for a huge body, so such a request is answered 411 at once; lws removes an existing socket path
+ * before binding, so the daemon holds a lock file before calling api_server_start; with a foreign
+ * loop lws_context_destroy() is called twice (api_server_stop, then api_server_free). */
+#include <errno.h>
+#include <fcntl.h>
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "api-internal.h"
+#include "basic-log.h"
+#include "basic-string.h"
+
+struct api_server {
+	struct lws_context *context;
+	void *foreign_loops[1];
+};
+
+struct pss {
+	struct api_request *req;
+};
+
+void api_request_free(struct api_request *req)
+{
+	if (!req)
+		return;
+	if (req->upload_fd >= 0)
+		close(req->upload_fd);
+	if (req->upload_path) {
+		unlink(req->upload_path);
+		free(req->upload_path);
+	}
+	free(req->body);
+	free(req->reply_body);
+	free(req);
+}
+
+static enum api_method method_of(struct lws *wsi)
+{
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI))
+		return API_GET;
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI))
+		return API_POST;
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI))
+		return API_PUT;
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_PATCH_URI))
+		return API_PATCH;
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI))
+		return API_DELETE;
+	return API_METHOD_OTHER;
+}
+
+static void body_fail(struct api_request *req, int status, const char *msg)
+{
+	if (req->body_error)
+		return;
+	req->body_error = status;
+	snprintf(req->body_errmsg, sizeof(req->body_errmsg), "%s", msg);
+}
+
+static int begin_request(struct lws *wsi, struct pss *pss, const char *uri)
+{
+	struct api_ctx *ctx = lws_context_user(lws_get_context(wsi));
+	struct api_request *req;
+	char clen[32] = "";
+	int n;
+
+	req = calloc(1, sizeof(*req));
+	if (!req)
+		return -1;
+	req->ctx = ctx;
+	req->conn = wsi;
+	req->upload_fd = -EBADF;
+	req->method = method_of(wsi);
+	snprintf(req->path, sizeof(req->path), "%s", uri);
+	if (lws_hdr_copy(wsi, req->query, sizeof(req->query), WSI_TOKEN_HTTP_URI_ARGS) < 0)
+		req->query[0] = 0;
+	if (lws_hdr_copy(wsi, req->content_type, sizeof(req->content_type),
+	                 WSI_TOKEN_HTTP_CONTENT_TYPE) < 0)
+		req->content_type[0] = 0;
+	n = lws_hdr_custom_copy(wsi, req->filename, sizeof(req->filename), "x-lxd-filename:",
+	                        (int)strlen("x-lxd-filename:"));
+	if (n < 0)
+		req->filename[0] = 0;
+	pss->req = req;
+	/* Long polls (operation wait) must not be cut by lws's pending timeouts. */
+	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+
+	if (req->method != API_POST && req->method != API_PUT && req->method != API_PATCH) {
+		api_dispatch(req);
+		return 0;
+	}
+	if (lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
+		if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING))
+			api_reply_error(req, 411, "Chunked request bodies are not supported: send "
+			                          "Content-Length");
+		else
+			api_dispatch(req); /* no body */
+		return 0;
+	}
+	{
+		int64_t v;
+
+		if (parse_int64(clen, 0, INT64_MAX, &v) < 0) {
+			api_reply_error(req, 400, "Invalid Content-Length");
+			return 0;
+		}
+		req->content_length = (uint64_t)v;
+	}
+	req->upload = startswith(req->content_type, "application/octet-stream");
+	if (req->upload) {
+		char tmpl[4096];
+
+		if (req->content_length > API_UPLOAD_MAX) {
+			api_reply_error(req, 413, "Upload too large");
+			return 0;
+		}
+		snprintf(tmpl, sizeof(tmpl), "%s/upload-XXXXXX", ctx->tmp_dir);
+		req->upload_fd = mkostemp(tmpl, O_CLOEXEC);
+		if (req->upload_fd < 0) {
+			api_reply_error(req, 500, "Failed to store the upload: %s", strerror(errno));
+			return 0;
+		}
+		req->upload_path = strdup(tmpl);
+		sha256_init(&req->upload_hash);
+	} else if (req->content_length > API_BODY_MAX) {
+		/* Answer now: reading 100 MB to refuse it helps nobody. lws closes afterwards. */
+		api_reply_error(req, 413, "Request body too large: %llu bytes, the limit is %d",
+		                (unsigned long long)req->content_length, API_BODY_MAX);
+		return 0;
+	}
+	if (req->content_length == 0)
+		api_dispatch(req);
+	return 0;
+}
+
+static void add_body(struct api_request *req, const void *in, size_t len)
+{
+	if (req->body_error || req->replied)
+		return;
+	if (req->upload) {
+		const char *p = in;
+		size_t left = len;
+
+		sha256_update(&req->upload_hash, in, len);
+		while (left > 0) {
+			ssize_t n = write(req->upload_fd, p, left);
+
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				body_fail(req, 507, "Failed to store the upload");
+				return;
+			}
+			p += n;
+			left -= (size_t)n;
+		}
+		req->upload_bytes += len;
+		return;
+	}
+	if (req->body_len + len > API_BODY_MAX) {
+		body_fail(req, 413, "Request body too large");
+		return;
+	}
+	{
+		char *nb = realloc(req->body, req->body_len + len + 1);
+
+		if (!nb) {
+			body_fail(req, 500, "Out of memory");
+			return;
+		}
+		req->body = nb;
+		memcpy(req->body + req->body_len, in, len);
+		req->body_len += len;
+		req->body[req->body_len] = 0;
+	}
+}
+
+static int write_reply(struct lws *wsi, struct pss *pss)
+{
+	struct api_request *req = pss->req;
+	unsigned char buf[LWS_PRE + 32768];
+	size_t chunk;
+	bool last;
+
+	if (!req || !req->replied)
+		return 0;
+	if (!req->headers_sent) {
+		unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
+
+		if (lws_add_http_common_headers(wsi, (unsigned int)req->status, req->reply_type,
+		                                req->reply_len, &p, end))
+			return -1;
+		if (req->location[0] &&
+		    lws_add_http_header_by_name(wsi, (const unsigned char *)"location:",
+		                                (const unsigned char *)req->location,
+		                                (int)strlen(req->location), &p, end))
+			return -1;
+		if (lws_finalize_write_http_header(wsi, start, &p, end))
+			return -1;
+		req->headers_sent = true;
+		if (req->reply_len > 0) {
+			lws_callback_on_writable(wsi);
+			return 0;
+		}
+	} else {
+		chunk = req->reply_len - req->reply_off;
+		if (chunk > sizeof(buf) - LWS_PRE)
+			chunk = sizeof(buf) - LWS_PRE;
+		last = req->reply_off + chunk == req->reply_len;
+		memcpy(buf + LWS_PRE, req->reply_body + req->reply_off, chunk);
+		if (lws_write(wsi, buf + LWS_PRE, chunk,
+		              last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)chunk)
+			return -1;
+		req->reply_off += chunk;
+		if (!last) {
+			lws_callback_on_writable(wsi);
+			return 0;
+		}
+	}
+	/* Whole reply written. A refused body was not read: close rather than resync. */
+	{
+		bool close_after = req->body_error || (req->content_length && !req->upload &&
+		                                       req->body_len < req->content_length &&
+		                                       req->method != API_GET);
+
+		api_request_free(req);
+		pss->req = NULL;
+		if (close_after)
+			return -1;
+	}
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+void api_server_send(struct api_request *req)
+{
+	if (!req->conn) {
+		api_request_free(req);
+		return;
+	}
+	lws_callback_on_writable(req->conn);
+}
+
+static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+	struct pss *pss = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		if (pss->req) /* a pipelined request before the previous reply: not supported */
+			return -1;
+		return begin_request(wsi, pss, in ? (const char *)in : "/");
+	case LWS_CALLBACK_HTTP_BODY:
+		if (pss->req)
+			add_body(pss->req, in, len);
+		return 0;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (!pss->req || pss->req->replied)
+			return 0;
+		if (pss->req->body_error) {
+			api_reply_error(pss->req, pss->req->body_error, "%s",
+			                pss->req->body_errmsg);
+			return 0;
+		}
+		api_dispatch(pss->req);
+		return 0;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return write_reply(wsi, pss);
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (pss->req) {
+			struct api_request *req = pss->req;
+
+			pss->req = NULL;
+			req->conn = NULL;
+			api_ops_forget_request(req->ctx, req);
+			if (!req->deferred || req->replied)
+				api_request_free(req);
+		}
+		return 0;
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+static const struct lws_protocols protocols[] = {
+	{"http", callback_http, sizeof(struct pss), 0, 0, NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void lws_log_emit(int level, const char *line)
+{
+	size_t n = strlen(line);
+
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		n--;
+	log_msg(level == LLL_ERR ? LOG_LEVEL_ERROR : LOG_LEVEL_WARNING, "lws: %.*s", (int)n, line);
+}
+
+int api_server_start(struct api_ctx *ctx, struct kiva_error *reterr)
+{
+	struct lws_context_creation_info info;
+	struct api_server *srv;
+
+	srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
+	lws_set_log_level(LLL_ERR, lws_log_emit);
+	memset(&info, 0, sizeof(info));
+	srv->foreign_loops[0] = ctx->loop;
+	info.foreign_loops = srv->foreign_loops;
+	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UNIX_SOCK |
+	               LWS_SERVER_OPTION_DISABLE_IPV6;
+	info.iface = ctx->socket_path;
+	info.port = 0;
+	info.protocols = protocols;
+	info.user = ctx;
+	info.keepalive_timeout = 60;
+	info.timeout_secs = 30;
+	info.server_string = "kiva";
+	srv->context = lws_create_context(&info);
+	if (!srv->context) {
+		free(srv);
+		return kiva_error_set(reterr, -EIO, "Failed to listen on %s", ctx->socket_path);
+	}
+	if (chmod(ctx->socket_path, 0660) < 0) {
+		lws_context_destroy(srv->context);
+		free(srv);
+		return kiva_error_set(reterr, -errno, "Failed to chmod %s: %m", ctx->socket_path);
+	}
+	ctx->server = srv;
+	return 0;
+}
+
+void api_server_stop(struct api_ctx *ctx)
+{
+	if (ctx->server && ctx->server->context)
+		lws_context_destroy(ctx->server->context);
+}
+
+void api_server_free(struct api_ctx *ctx)
+{
+	if (!ctx->server)
+		return;
+	if (ctx->server->context)
+		lws_context_destroy(ctx->server->context);
+	free(ctx->server);
+	ctx->server = NULL;
+}

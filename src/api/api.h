@@ -1,0 +1,56 @@
+/* The daemon's API: LXD's /1.0 REST API over a unix socket (libwebsockets on kivad's libuv loop),
+ * and the instance/image workflows its handlers drive (storage → runtime → store).
+ * Everything runs on the loop thread. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "basic-error.h"
+#include "proto-config.h"
+#include "runtime.h"
+#include "storage.h"
+#include "store.h"
+
+struct uv_loop_s;
+struct api_server;
+struct api_op;
+
+/* Everything the handlers need. Owned by the daemon; the api module borrows it. */
+struct api_ctx {
+	struct uv_loop_s *loop;
+	const char *state_dir;
+	const char *lxcpath;     /* STATE_DIR/containers */
+	const char *logs_dir;    /* STATE_DIR/logs */
+	const char *tmp_dir;     /* STATE_DIR/tmp: uploads */
+	const char *socket_path;
+	const char *helper_path; /* kiva-helper */
+	const char *seccomp_path;
+	struct store *store;
+	struct storage_pool *pool;
+	struct runtime_host host;
+	struct proto_host proto_host;
+	uint32_t idmap_base, idmap_size;
+	uint64_t image_max_bytes; /* unpacked size limit for imports */
+
+	/* owned by the api module */
+	struct api_server *server;
+	struct api_op *ops; /* list of operations, newest first */
+	unsigned nops;
+	unsigned pending_tasks; /* workflows in flight, for clean shutdown */
+};
+
+/* Starts listening on ctx->socket_path (mode 0660). */
+int api_server_start(struct api_ctx *ctx, struct kiva_error *reterr);
+/* Stops accepting, closes connections; call before the loop's last run. */
+void api_server_stop(struct api_ctx *ctx);
+/* Frees what api_server_stop left for after uv_run returned (lws needs two steps). */
+void api_server_free(struct api_ctx *ctx);
+
+/* Brings state and host in line after a start (half-made instances, leftovers on disk).
+ * cb runs when done. */
+void api_reconcile(struct api_ctx *ctx, void (*cb)(struct api_ctx *ctx, void *userdata),
+                   void *userdata);
+
+/* Frees every operation (shutdown). */
+void api_ops_free_all(struct api_ctx *ctx);

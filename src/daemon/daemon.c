@@ -1,0 +1,354 @@
+/* kivad's life: directories and lock, optional daemonizing (the parent returns once the API
+ * answers), storage pool, store replay, reconcile, API; SIGTERM/SIGINT for a clean stop that
+ * waits for running workflows. Containers are never stopped by kivad exiting. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysinfo.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "api.h"
+#include "basic-fs.h"
+#include "basic-log.h"
+#include "basic-string.h"
+#include "daemon.h"
+#include "kiva-config.h"
+
+struct daemon {
+	const struct daemon_options *opts;
+	uv_loop_t loop;
+	uv_signal_t sigterm, sigint;
+	uv_timer_t drain_timer;
+	struct api_ctx ctx;
+	char *lxcpath, *logs_dir, *tmp_dir, *raft_dir, *seccomp_path, *helper_path;
+	int ready_fd; /* --daemon: write end of the readiness pipe */
+	int exit_code;
+	bool stopping;
+};
+
+static char *find_helper(const char *explicit_path)
+{
+	char exe[PATH_MAX];
+	ssize_t n;
+	const char *env = getenv("KIVA_HELPER");
+
+	if (explicit_path)
+		return strdup(explicit_path);
+	if (env && *env)
+		return strdup(env);
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		char *dir, *p;
+
+		exe[n] = 0;
+		dir = dirname(exe);
+		p = strf("%s/kiva-helper", dir);
+		if (p && access(p, X_OK) == 0)
+			return p;
+		free(p);
+		p = strf("%s/../helper/kiva-helper", dir); /* build tree */
+		if (p && access(p, X_OK) == 0)
+			return p;
+		free(p);
+	}
+	return strdup(KIVA_LIBEXECDIR "/kiva-helper");
+}
+
+static void notify_ready(struct daemon *d, const char *msg)
+{
+	if (d->ready_fd < 0)
+		return;
+	if (write(d->ready_fd, msg, strlen(msg)) < 0)
+		log_warning("Failed to notify the parent process");
+	close(d->ready_fd);
+	d->ready_fd = -1;
+}
+
+static void fail_start(struct daemon *d, const char *msg)
+{
+	char line[600];
+
+	log_error("%s", msg);
+	snprintf(line, sizeof(line), "Error: %s\n", msg);
+	notify_ready(d, line);
+	d->exit_code = 1;
+	uv_stop(&d->loop);
+}
+
+static void reconciled(struct api_ctx *ctx, void *userdata)
+{
+	struct daemon *d = userdata;
+	struct kiva_error err = {0};
+
+	if (api_server_start(ctx, &err) < 0) {
+		fail_start(d, err.msg);
+		return;
+	}
+	log_info("kivad %s ready on %s (state %s, storage %s, cgroup v%d, %s)", KIVA_VERSION,
+	         ctx->socket_path, ctx->state_dir, ctx->pool->ops->name, ctx->host.cgroup_version,
+	         ctx->host.apparmor ? "apparmor" : "no LSM (nop)");
+	notify_ready(d, "ok\n");
+}
+
+static void store_ready(struct store *store, int status, void *userdata)
+{
+	struct daemon *d = userdata;
+	char msg[256];
+
+	if (status < 0) {
+		snprintf(msg, sizeof(msg), "The store did not become ready: %s", strerror(-status));
+		fail_start(d, msg);
+		return;
+	}
+	log_debug("Store ready, %llu commands applied", (unsigned long long)store_applied(store));
+	api_reconcile(&d->ctx, reconciled, d);
+}
+
+static void store_closed(void *userdata)
+{
+	struct daemon *d = userdata;
+
+	d->ctx.store = NULL;
+	uv_close((uv_handle_t *)&d->drain_timer, NULL);
+}
+
+static void drain(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	static unsigned waited_ms;
+
+	if (d->ctx.pending_tasks > 0 && waited_ms < 30000) {
+		waited_ms += 10;
+		uv_timer_start(&d->drain_timer, drain, 10, 0);
+		return;
+	}
+	if (d->ctx.store)
+		store_close(d->ctx.store, store_closed, d);
+	else
+		uv_close((uv_handle_t *)&d->drain_timer, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct daemon *d = s->data;
+
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	log_info("Received %s, shutting down (containers keep running)", strsignal(signum));
+	uv_close((uv_handle_t *)&d->sigterm, NULL);
+	uv_close((uv_handle_t *)&d->sigint, NULL);
+	api_server_stop(&d->ctx);
+	uv_timer_start(&d->drain_timer, drain, 0, 0);
+}
+
+static int make_dirs(struct daemon *d, struct kiva_error *reterr)
+{
+	const char *dirs[] = {d->opts->state_dir, d->lxcpath, d->logs_dir, d->tmp_dir};
+	cleanup_free char *sockdir = strdup(d->opts->socket_path);
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		r = mkdir_p(dirs[i], 0711);
+		if (r < 0)
+			return kiva_error_set(reterr, r, "Failed to create %s: %s", dirs[i],
+			                      strerror(-r));
+	}
+	if (!sockdir)
+		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
+	r = mkdir_p(dirname(sockdir), 0755);
+	if (r < 0)
+		return kiva_error_set(reterr, r, "Failed to create the socket directory: %s",
+		                      strerror(-r));
+	/* uploads cut by a crash */
+	(void)rm_rf(d->tmp_dir);
+	return mkdir_p(d->tmp_dir, 0700);
+}
+
+static int take_lock(struct daemon *d, struct kiva_error *reterr)
+{
+	cleanup_free char *path = strf("%s/kivad.lock", d->opts->state_dir);
+	int fd;
+
+	if (!path)
+		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return kiva_error_set(reterr, -errno, "Failed to open %s: %m", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return kiva_error_set(reterr, -EBUSY, "Another kivad is running on %s",
+		                      d->opts->state_dir);
+	}
+	return fd; /* held until exit */
+}
+
+/* Forks; the parent waits for "ok" (or an error line) from the child and exits with it. */
+static int daemonize(struct daemon *d)
+{
+	int p[2];
+	pid_t pid;
+	char buf[600];
+	ssize_t n;
+	size_t len = 0;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(p[1]);
+		while (len < sizeof(buf) - 1 && (n = read(p[0], buf + len, sizeof(buf) - 1 - len)) > 0)
+			len += (size_t)n;
+		buf[len] = 0;
+		if (startswith(buf, "ok"))
+			_exit(0);
+		fprintf(stderr, "%s", len ? buf : "Error: kivad exited during start-up\n");
+		_exit(1);
+	}
+	close(p[0]);
+	d->ready_fd = p[1];
+	setsid();
+	{
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (null >= 0) {
+			dup2(null, STDIN_FILENO);
+			dup2(null, STDOUT_FILENO);
+			close(null);
+		}
+	}
+	return 0;
+}
+
+static int open_log(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return -errno;
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	return 0;
+}
+
+int daemon_run(const struct daemon_options *opts)
+{
+	struct daemon d = {.opts = opts, .ready_fd = -1};
+	struct kiva_error err = {0};
+	struct store_options sopts = {0};
+	cleanup_free char *log_path = NULL;
+	struct sysinfo si;
+	int lock_fd, r;
+
+	log_set_ident("kivad");
+	log_set_level(opts->debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	signal(SIGPIPE, SIG_IGN); /* raft dies on SIGPIPE without this */
+	signal(SIGHUP, SIG_IGN);
+
+	d.lxcpath = strf("%s/containers", opts->state_dir);
+	d.logs_dir = strf("%s/logs", opts->state_dir);
+	d.tmp_dir = strf("%s/tmp", opts->state_dir);
+	d.raft_dir = strf("%s/raft", opts->state_dir);
+	d.seccomp_path = strf("%s/seccomp.profile", opts->state_dir);
+	log_path = opts->log_file ? strdup(opts->log_file) : strf("%s/kivad.log", opts->state_dir);
+	if (!d.lxcpath || !d.logs_dir || !d.tmp_dir || !d.raft_dir || !d.seccomp_path || !log_path) {
+		log_error("Out of memory");
+		return 1;
+	}
+	if (make_dirs(&d, &err) < 0) {
+		log_error("%s", err.msg);
+		return 1;
+	}
+	lock_fd = take_lock(&d, &err);
+	if (lock_fd < 0) {
+		fprintf(stderr, "Error: %s\n", err.msg);
+		return 1;
+	}
+	if (opts->daemonize && daemonize(&d) < 0) {
+		log_error("Failed to daemonize: %m");
+		return 1;
+	}
+	if ((opts->daemonize || opts->log_file) && open_log(log_path) < 0)
+		log_warning("Failed to open %s, logging to stderr", log_path);
+
+	d.ctx.state_dir = opts->state_dir;
+	d.ctx.lxcpath = d.lxcpath;
+	d.ctx.logs_dir = d.logs_dir;
+	d.ctx.tmp_dir = d.tmp_dir;
+	d.ctx.socket_path = opts->socket_path;
+	d.ctx.seccomp_path = d.seccomp_path;
+	d.ctx.idmap_base = 100000;
+	d.ctx.idmap_size = 65536;
+	d.ctx.image_max_bytes = 16ULL * 1024 * 1024 * 1024;
+	d.helper_path = find_helper(opts->helper_path);
+	d.ctx.helper_path = d.helper_path;
+	if (!d.helper_path || access(d.helper_path, X_OK) < 0) {
+		fail_start(&d, "kiva-helper not found: install KIVA (make install) or pass --helper");
+		return 1;
+	}
+	r = runtime_host_probe(&d.ctx.host);
+	if (r < 0) {
+		fail_start(&d, "Failed to probe the host's cgroups");
+		return 1;
+	}
+	d.ctx.proto_host.ncpus = d.ctx.host.ncpus;
+	if (sysinfo(&si) == 0)
+		d.ctx.proto_host.memory_bytes = (uint64_t)si.totalram * si.mem_unit;
+	r = write_file_atomic(d.seccomp_path, runtime_seccomp_default(),
+	                      strlen(runtime_seccomp_default()), 0644);
+	if (r < 0) {
+		fail_start(&d, "Failed to write the seccomp profile");
+		return 1;
+	}
+	r = storage_pool_open(opts->state_dir, opts->storage_driver, opts->pool_size_bytes,
+	                      &d.ctx.pool, &err);
+	if (r < 0) {
+		fail_start(&d, err.msg);
+		return 1;
+	}
+
+	uv_loop_init(&d.loop);
+	d.ctx.loop = &d.loop;
+	uv_signal_init(&d.loop, &d.sigterm);
+	uv_signal_init(&d.loop, &d.sigint);
+	d.sigterm.data = d.sigint.data = &d;
+	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&d.sigint, on_signal, SIGINT);
+	uv_timer_init(&d.loop, &d.drain_timer);
+	d.drain_timer.data = &d;
+
+	sopts.dir = d.raft_dir;
+	sopts.address = opts->raft_address;
+	sopts.id = 1;
+	r = store_open(&d.loop, &sopts, store_ready, &d, &d.ctx.store, &err);
+	if (r < 0) {
+		fail_start(&d, err.msg);
+		return 1;
+	}
+	uv_run(&d.loop, UV_RUN_DEFAULT);
+	api_server_free(&d.ctx);
+	api_ops_free_all(&d.ctx);
+	if (uv_loop_close(&d.loop) != 0)
+		log_debug("Loop closed with handles still open");
+	storage_pool_free(d.ctx.pool);
+	log_info("kivad stopped");
+	close(lock_fd);
+	free(d.lxcpath);
+	free(d.logs_dir);
+	free(d.tmp_dir);
+	free(d.raft_dir);
+	free(d.seccomp_path);
+	free(d.helper_path);
+	return d.exit_code;
+}

@@ -1,0 +1,20 @@
+/* kivad: wiring of the modules on one libuv loop (DESIGN.md §2). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct daemon_options {
+	const char *state_dir;
+	const char *socket_path;
+	const char *raft_address;
+	const char *storage_driver; /* NULL = auto */
+	uint64_t pool_size_bytes;   /* 0 = LXD's rule */
+	const char *helper_path;    /* NULL = search */
+	const char *log_file;       /* NULL = stderr (or STATE/kivad.log with --daemon) */
+	bool daemonize;
+	bool debug;
+};
+
+/* Runs the daemon until SIGTERM/SIGINT. Returns the process exit code. */
+int daemon_run(const struct daemon_options *opts);

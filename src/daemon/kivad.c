@@ -1,0 +1,96 @@
+/* kivad: parse arguments, run. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic-string.h"
+#include "daemon.h"
+#include "kiva-config.h"
+
+static void usage(FILE *f)
+{
+	fputs("Usage: kivad [OPTIONS]\n"
+	      "KIVA daemon: runs LXC system containers behind LXD's /1.0 REST API.\n\n"
+	      "  --state-dir DIR       state, store, pool and containers (default /var/lib/kiva)\n"
+	      "  --socket PATH         API unix socket (default /run/kiva/unix.socket)\n"
+	      "  --raft-address A:P    address of the store's raft transport (default "
+	      "127.0.0.1:8444)\n"
+	      "  --storage DRIVER      btrfs, dir or auto (default auto: btrfs, on a loop file if\n"
+	      "                        the state dir is not on btrfs)\n"
+	      "  --pool-size SIZE      size of the loop file (default: LXD's rule, 5-30 GiB)\n"
+	      "  --helper PATH         kiva-helper binary (default: next to kivad, then libexec)\n"
+	      "  --daemon              run in the background once ready; log to STATE/kivad.log\n"
+	      "  --log-file PATH       log there instead of stderr\n"
+	      "  --debug               debug logging\n"
+	      "  --version, --help\n",
+	      f);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"state-dir", required_argument, NULL, 's'}, {"socket", required_argument, NULL, 'S'},
+		{"raft-address", required_argument, NULL, 'r'},
+		{"storage", required_argument, NULL, 'b'}, {"pool-size", required_argument, NULL, 'p'},
+		{"helper", required_argument, NULL, 'H'}, {"daemon", no_argument, NULL, 'd'},
+		{"log-file", required_argument, NULL, 'l'}, {"debug", no_argument, NULL, 'D'},
+		{"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct daemon_options opts = {
+		.state_dir = "/var/lib/kiva",
+		.socket_path = "/run/kiva/unix.socket",
+		.raft_address = "127.0.0.1:8444",
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			opts.state_dir = optarg;
+			break;
+		case 'S':
+			opts.socket_path = optarg;
+			break;
+		case 'r':
+			opts.raft_address = optarg;
+			break;
+		case 'b':
+			opts.storage_driver = optarg;
+			break;
+		case 'p':
+			if (parse_size_bytes(optarg, &opts.pool_size_bytes) < 0) {
+				fprintf(stderr, "Error: invalid --pool-size '%s'\n", optarg);
+				return 1;
+			}
+			break;
+		case 'H':
+			opts.helper_path = optarg;
+			break;
+		case 'd':
+			opts.daemonize = true;
+			break;
+		case 'l':
+			opts.log_file = optarg;
+			break;
+		case 'D':
+			opts.debug = true;
+			break;
+		case 'V':
+			puts(KIVA_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "Error: unexpected argument '%s'\n", argv[optind]);
+		return 1;
+	}
+	return daemon_run(&opts);
+}

@@ -1,0 +1,174 @@
+/* The state machine behind Raft: pure, deterministic, no I/O. Commands:
+ *   {"op":"instance.put","instance":{...,"name":N}}   create or replace instance N
+ *   {"op":"instance.delete","name":N}                 N must exist
+ *   {"op":"image.put","image":{...,"fingerprint":F}}  create or replace image F
+ *   {"op":"image.delete","fingerprint":F}             also drops aliases that point to F
+ *   {"op":"alias.put","alias":{"name":A,"target":F}}  F must exist
+ *   {"op":"alias.delete","name":A}
+ * Anything else, or a malformed command, is refused and changes nothing (Raft §5.3: every node
+ * applies the same entries in the same order, so refusal must be deterministic too). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store.h"
+
+static json_t *new_state(void)
+{
+	return json_pack("{s:{},s:{},s:{}}", "instances", "images", "aliases");
+}
+
+int store_fsm_init(struct store_fsm *fsm)
+{
+	fsm->state = new_state();
+	fsm->applied = 0;
+	return fsm->state ? 0 : -ENOMEM;
+}
+
+void store_fsm_done(struct store_fsm *fsm)
+{
+	json_decref(fsm->state);
+	fsm->state = NULL;
+}
+
+static json_t *section(struct store_fsm *fsm, const char *name)
+{
+	return json_object_get(fsm->state, name);
+}
+
+static int fail(char *errbuf, size_t errlen, int code, const char *msg, const char *arg)
+{
+	if (errbuf && errlen)
+		snprintf(errbuf, errlen, msg, arg ? arg : "");
+	return code;
+}
+
+static int put_keyed(json_t *sect, const json_t *obj, const char *keyname, char *errbuf,
+                     size_t errlen)
+{
+	const char *key = json_get_str(obj, keyname, NULL);
+
+	if (!json_is_object(obj) || !key || !*key)
+		return fail(errbuf, errlen, -EINVAL, "command object has no '%s'", keyname);
+	if (json_object_set_new(sect, key, json_deep_copy(obj)) < 0)
+		return fail(errbuf, errlen, -ENOMEM, "out of memory", NULL);
+	return 0;
+}
+
+int store_fsm_apply(struct store_fsm *fsm, const char *buf, size_t len, char *errbuf,
+                    size_t errlen)
+{
+	cleanup_json json_t *cmd = NULL;
+	const char *op, *name;
+	json_error_t jerr;
+	int r;
+
+	cmd = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(cmd))
+		return fail(errbuf, errlen, -EINVAL, "malformed command%s", NULL);
+	op = json_get_str(cmd, "op", "");
+
+	if (streq(op, "instance.put")) {
+		r = put_keyed(section(fsm, "instances"), json_object_get(cmd, "instance"), "name",
+		              errbuf, errlen);
+	} else if (streq(op, "instance.delete")) {
+		name = json_get_str(cmd, "name", NULL);
+		if (!name || json_object_del(section(fsm, "instances"), name) < 0)
+			return fail(errbuf, errlen, -ENOENT, "Instance '%s' not found", name);
+		r = 0;
+	} else if (streq(op, "image.put")) {
+		r = put_keyed(section(fsm, "images"), json_object_get(cmd, "image"), "fingerprint",
+		              errbuf, errlen);
+	} else if (streq(op, "image.delete")) {
+		json_t *aliases = section(fsm, "aliases"), *alias;
+		const char *key;
+		void *tmp;
+
+		name = json_get_str(cmd, "fingerprint", NULL);
+		if (!name || json_object_del(section(fsm, "images"), name) < 0)
+			return fail(errbuf, errlen, -ENOENT, "Image '%s' not found", name);
+		json_object_foreach_safe(aliases, tmp, key, alias) {
+			if (streq(json_get_str(alias, "target", ""), name))
+				json_object_del(aliases, key);
+		}
+		r = 0;
+	} else if (streq(op, "alias.put")) {
+		const json_t *alias = json_object_get(cmd, "alias");
+		const char *target = json_get_str(alias, "target", NULL);
+
+		if (!target || !json_object_get(section(fsm, "images"), target))
+			return fail(errbuf, errlen, -ENOENT, "Image '%s' not found", target);
+		r = put_keyed(section(fsm, "aliases"), alias, "name", errbuf, errlen);
+	} else if (streq(op, "alias.delete")) {
+		name = json_get_str(cmd, "name", NULL);
+		if (!name || json_object_del(section(fsm, "aliases"), name) < 0)
+			return fail(errbuf, errlen, -ENOENT, "Alias '%s' not found", name);
+		r = 0;
+	} else {
+		return fail(errbuf, errlen, -EINVAL, "unknown command '%s'", op);
+	}
+	if (r >= 0)
+		fsm->applied++;
+	return r;
+}
+
+int store_fsm_snapshot(struct store_fsm *fsm, char **ret, size_t *ret_len)
+{
+	char *s = json_dump_compact(fsm->state);
+
+	if (!s)
+		return -ENOMEM;
+	*ret_len = strlen(s);
+	*ret = s;
+	return 0;
+}
+
+int store_fsm_restore(struct store_fsm *fsm, const char *buf, size_t len)
+{
+	json_t *state = json_loadb(buf, len, 0, NULL);
+	static const char *const sections[] = {"instances", "images", "aliases"};
+
+	if (!json_is_object(state)) {
+		json_decref(state);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(sections); i++) {
+		if (!json_is_object(json_object_get(state, sections[i]))) {
+			json_decref(state);
+			return -EINVAL;
+		}
+	}
+	json_decref(fsm->state);
+	fsm->state = state;
+	return 0;
+}
+
+json_t *store_cmd_instance_put(const json_t *instance)
+{
+	return json_pack("{s:s,s:O}", "op", "instance.put", "instance", instance);
+}
+
+json_t *store_cmd_instance_delete(const char *name)
+{
+	return json_pack("{s:s,s:s}", "op", "instance.delete", "name", name);
+}
+
+json_t *store_cmd_image_put(const json_t *image)
+{
+	return json_pack("{s:s,s:O}", "op", "image.put", "image", image);
+}
+
+json_t *store_cmd_image_delete(const char *fingerprint)
+{
+	return json_pack("{s:s,s:s}", "op", "image.delete", "fingerprint", fingerprint);
+}
+
+json_t *store_cmd_alias_put(const json_t *alias)
+{
+	return json_pack("{s:s,s:O}", "op", "alias.put", "alias", alias);
+}
+
+json_t *store_cmd_alias_delete(const char *name)
+{
+	return json_pack("{s:s,s:s}", "op", "alias.delete", "name", name);
+}
