@@ -35,11 +35,6 @@ struct store {
 	uv_timer_t retry_timer;
 	unsigned retries;
 
-	struct {
-		int code;
-		char msg[512];
-	} last_err;
-
 	void (*close_cb)(void *userdata);
 	void *close_data;
 	bool closing;
@@ -74,25 +69,25 @@ static int raft_to_errno(int rv)
 
 static int fsm_apply(struct raft_fsm *f, const struct raft_buffer *buf, void **result)
 {
-	struct store *s = f->data;
+	struct store_fsm *fsm = f->data;
 	int r;
 
-	s->last_err.msg[0] = 0;
-	r = store_fsm_apply(&s->fsm, buf->base, buf->len, s->last_err.msg,
-	                    sizeof(s->last_err.msg));
-	s->last_err.code = r < 0 ? r : 0;
-	*result = r < 0 ? &s->last_err : NULL;
+	fsm->last_err.msg[0] = 0;
+	r = store_fsm_apply(fsm, buf->base, buf->len, fsm->last_err.msg,
+	                    sizeof(fsm->last_err.msg));
+	fsm->last_err.code = r < 0 ? r : 0;
+	*result = r < 0 ? &fsm->last_err : NULL;
 	return 0;
 }
 
 static int fsm_snapshot(struct raft_fsm *f, struct raft_buffer *bufs[], unsigned *n)
 {
-	struct store *s = f->data;
+	struct store_fsm *fsm = f->data;
 	cleanup_free char *data = NULL;
 	size_t len;
 	int r;
 
-	r = store_fsm_snapshot(&s->fsm, &data, &len);
+	r = store_fsm_snapshot(fsm, &data, &len);
 	if (r < 0)
 		return RAFT_NOMEM;
 	*bufs = raft_malloc(sizeof(struct raft_buffer));
@@ -111,13 +106,22 @@ static int fsm_snapshot(struct raft_fsm *f, struct raft_buffer *bufs[], unsigned
 
 static int fsm_restore(struct raft_fsm *f, struct raft_buffer *buf)
 {
-	struct store *s = f->data;
-	int r = store_fsm_restore(&s->fsm, buf->base, buf->len);
+	int r = store_fsm_restore(f->data, buf->base, buf->len);
 
 	if (r < 0)
 		return RAFT_MALFORMED;
 	raft_free(buf->base);
 	return 0;
+}
+
+void store_fsm_raft_bind(struct raft_fsm *raft_fsm, struct store_fsm *fsm)
+{
+	memset(raft_fsm, 0, sizeof(*raft_fsm));
+	raft_fsm->version = 1;
+	raft_fsm->data = fsm;
+	raft_fsm->apply = fsm_apply;
+	raft_fsm->snapshot = fsm_snapshot;
+	raft_fsm->restore = fsm_restore;
 }
 
 static void barrier_cb(struct raft_barrier *req, int status);
@@ -177,11 +181,7 @@ int store_open(struct uv_loop_s *loop, const struct store_options *opts, store_r
 		free(s);
 		return kiva_error_set(reterr, r, "Out of memory");
 	}
-	s->fsm_ops.version = 1;
-	s->fsm_ops.data = s;
-	s->fsm_ops.apply = fsm_apply;
-	s->fsm_ops.snapshot = fsm_snapshot;
-	s->fsm_ops.restore = fsm_restore;
+	store_fsm_raft_bind(&s->fsm_ops, &s->fsm);
 
 	rv = raft_uv_tcp_init(&s->transport, loop);
 	if (rv != 0)
@@ -247,7 +247,7 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 	if (status != 0)
 		sr->cb(sr->userdata, raft_to_errno(status), raft_strerror(status));
 	else if (result)
-		sr->cb(sr->userdata, s->last_err.code, s->last_err.msg);
+		sr->cb(sr->userdata, s->fsm.last_err.code, s->fsm.last_err.msg);
 	else
 		sr->cb(sr->userdata, 0, NULL);
 	free(sr);

@@ -20,6 +20,10 @@
 struct store_fsm {
 	json_t *state;
 	uint64_t applied; /* commands applied (for tests and metrics) */
+	struct {
+		int code; /* of the last refused command, read by the apply callback */
+		char msg[512];
+	} last_err;
 };
 
 int store_fsm_init(struct store_fsm *fsm);
@@ -46,6 +50,12 @@ json_t *store_cmd_alias_put(const json_t *alias);
 json_t *store_cmd_alias_delete(const char *name);
 
 /* ---- the Raft-backed store (store-raft.c) ---- */
+
+struct raft_fsm;
+/* Fills raft_fsm (from <raft.h>, version 1) with callbacks that drive fsm: apply, snapshot,
+ * restore. A refused command still returns 0 to raft (else raft retries it forever) and its
+ * result pointer is &fsm->last_err. Used by the store and by tests on raft's fixture cluster. */
+void store_fsm_raft_bind(struct raft_fsm *raft_fsm, struct store_fsm *fsm);
 
 struct store;
 struct uv_loop_s;
