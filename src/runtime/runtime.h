@@ -17,39 +17,52 @@
 /* What the host offers, probed once at start-up. */
 struct runtime_host {
 	int cgroup_version; /* 1: legacy or hybrid (v1 controllers), 2: unified */
-	bool apparmor;      /* /sys/kernel/security/apparmor exists and is enabled */
-	unsigned ncpus;     /* online CPUs */
+	bool apparmor; /* /sys/kernel/security/apparmor exists and is enabled */
+	unsigned ncpus; /* online CPUs */
 };
 
-/* Probes cgroup layout (root: "/" normally; tests pass a fake tree containing
- * proc/self/mountinfo-like file "proc/mounts" is NOT used: see runtime-config.c). */
+/* Probes the host: cgroup_version 2 when /sys/fs/cgroup is a cgroup2 mount (statfs magic
+ * CGROUP2_SUPER_MAGIC), else 1 (legacy or hybrid); apparmor when
+ * /sys/kernel/security/apparmor exists and /sys/module/apparmor/parameters/enabled is "Y";
+ * ncpus from sysconf(_SC_NPROCESSORS_ONLN). Returns 0 or -errno (statfs). Any thread. */
 int runtime_host_probe(struct runtime_host *ret);
 
 /* Everything the config generator needs to know about one container. All strings borrowed. */
 struct runtime_spec {
-	const char *name;      /* instance name, also the hostname */
-	const char *rootfs;    /* absolute path to the rootfs directory */
-	const char *log_path;  /* liblxc log file, may be NULL */
+	const char *name; /* instance name, also the hostname */
+	const char *rootfs; /* absolute path to the rootfs directory */
+	const char *log_path; /* liblxc log file, may be NULL */
 	uint64_t memory_bytes; /* 0 = unlimited */
-	const char *cpuset;    /* "0-1" or NULL = all */
-	unsigned cpu_count;    /* 0 = unlimited; used for cpu shares/quota */
-	int64_t processes;     /* 0 = unlimited */
-	bool privileged;       /* false: user namespace with idmap below */
-	uint32_t idmap_base;   /* host uid/gid that maps to 0 in the container */
+	const char *cpuset; /* "0-1" or NULL = all */
+	unsigned cpu_count; /* 0 = unlimited; used for cpu shares/quota */
+	int64_t processes; /* 0 = unlimited */
+	bool privileged; /* false: user namespace with idmap below */
+	uint32_t idmap_base; /* host uid/gid that maps to 0 in the container */
 	uint32_t idmap_size;
 	const char *seccomp_profile; /* path to a liblxc seccomp profile or NULL */
 };
 
 /* Renders the liblxc config text for spec on host. Pure: no I/O. Caller frees *ret_text.
- * cgroup v1 hosts get lxc.cgroup.* keys, v2 hosts lxc.cgroup2.* keys; no lxc.apparmor.* key is
- * emitted unless the host has AppArmor. Returns 0, -EINVAL or -ENOMEM. */
+ * The text is self-contained (no lxc.include). cgroup v1 hosts get lxc.cgroup.* keys, v2 hosts
+ * lxc.cgroup2.* keys; no lxc.apparmor.* key is emitted unless the host has AppArmor.
+ * Limits: memory_bytes -> memory.limit_in_bytes (v1) / memory.max (v2); cpuset -> cpuset.cpus;
+ * cpu_count -> a CFS quota of cpu_count CPUs (cpu.cfs_quota_us = cpu_count * 100000 with
+ * cpu.cfs_period_us = 100000 on v1, cpu.max "cpu_count*100000 100000" on v2); processes ->
+ * pids.max. Returns 0, -ENOMEM, or -EINVAL for a name or path that is empty, relative (paths),
+ * holds a control character (newline: config injection) or a '/' (name), a cpuset other than
+ * digits, ',' and '-', negative processes, or (unprivileged) idmap_base 0 or idmap_size 0. */
 int runtime_config_render(const struct runtime_host *host, const struct runtime_spec *spec,
-                          char **ret_text);
+			  char **ret_text);
 
-/* The text of KIVA's default seccomp denylist (liblxc profile format, version 2). Static. */
+/* The text of KIVA's default seccomp denylist (liblxc profile format, version 2): kexec, module
+ * loading, open_by_handle_at and bpf fail with EPERM, the keyring calls with ENOSYS, and
+ * umount2(MNT_FORCE) is refused. Static storage; write it to a file and pass that path as
+ * runtime_spec.seccomp_profile. */
 const char *runtime_seccomp_default(void);
 
-/* Writes LXCPATH/NAME/config (creating the directory) from the rendered text. */
+/* Writes LXCPATH/NAME/config atomically, creating LXCPATH/NAME (mode 0755: liblxc sets up
+ * user-namespaced containers partly as the mapped root, so LXCPATH and every parent directory
+ * of the rootfs must be searchable by others). Returns 0, -EINVAL (name) or -errno. */
 int runtime_config_write(const char *lxcpath, const char *name, const char *text);
 
 enum runtime_state {
@@ -63,24 +76,33 @@ enum runtime_state {
 
 /* Quick state query (talks to the monitor's command socket). Never blocks for long. */
 enum runtime_state runtime_state(const char *lxcpath, const char *name);
-/* LXD-style status name: "Running", "Stopped", "Frozen", ... */
+/* LXD-style status name: "Running", "Stopped", "Frozen", "Starting", "Stopping".
+ * RUNTIME_MISSING (never started, no config written yet) is "Stopped". Static strings. */
 const char *runtime_state_to_string(enum runtime_state s);
 
 /* PID of the container's init on the host, or -ESRCH when not running. */
 int runtime_init_pid(const char *lxcpath, const char *name);
 
 /* Live cgroup access for a running container. key is a controller file as liblxc names it for
- * this host ("memory.limit_in_bytes" on v1, "memory.max" on v2). *ret is malloc'd. */
+ * this host ("memory.limit_in_bytes" on v1, "memory.max" on v2; [a-z0-9._] only). *ret is
+ * malloc'd, its first line without the newline. Returns 0, -EINVAL (key or value), -ENOENT (no
+ * such container or cgroup file), -ESRCH (not running), or for set the kernel's -errno when
+ * liblxc passes one on (-EBUSY for a memory limit below usage), else -EINVAL. */
 int runtime_cgroup_get(const char *lxcpath, const char *name, const char *key, char **ret);
 int runtime_cgroup_set(const char *lxcpath, const char *name, const char *key, const char *value);
 
-/* Names of all containers defined under lxcpath (NULL-terminated, caller strv_free's). */
+/* Names of all containers defined under lxcpath: directories holding a "config" file, sorted
+ * (NULL-terminated, caller strv_free's). A missing lxcpath gives an empty list. */
 int runtime_list(const char *lxcpath, char ***ret_names);
 
-/* Removes LXCPATH/NAME (config and logs). The container must be stopped. Missing is success. */
+/* Removes LXCPATH/NAME (config and logs), never the rootfs. The container must be stopped
+ * (-EBUSY otherwise). Missing is success. */
 int runtime_remove(const char *lxcpath, const char *name);
 
-/* Usage numbers for GET .../state. Fields a host cannot report stay 0. */
+/* Usage numbers for GET .../state. Fields a host cannot report stay 0 (memory_peak_bytes needs
+ * memory.peak on v2, kernel >= 5.19). v1: memory.usage_in_bytes, memory.max_usage_in_bytes,
+ * cpuacct.usage; v2: memory.current, memory.peak, cpu.stat usage_usec; both: pids.current, or
+ * the lines of cgroup.procs. Returns 0, -ENOENT or -ESRCH (not running). */
 struct runtime_usage {
 	uint64_t memory_bytes;
 	uint64_t memory_peak_bytes;
@@ -91,19 +113,31 @@ int runtime_usage(const char *lxcpath, const char *name, struct runtime_usage *r
 
 /* --- blocking operations, used by kiva-helper only (never on kivad's loop) --- */
 
-/* Starts the container daemonized and waits until it is RUNNING (timeout_sec). Forks internally
- * so the caller's cgroups are not changed. Message on failure in *reterr-like buf. */
+/* Starts the container daemonized and waits until it is RUNNING (timeout_sec; <= 0 means 30).
+ * Forks internally so the caller's cgroups are not changed; the monitor keeps none of the
+ * caller's fds. liblxc logs to the config's lxc.log.file, or LXCPATH/NAME/lxc.log when unset.
+ * Returns 0; -ENOENT (not defined), -EALREADY (running), -ETIMEDOUT, or -EIO with the first
+ * ERROR liblxc logged during this start in errbuf. After a failure the empty lxc.monitor.NAME
+ * cgroups liblxc may leave behind are removed. */
 int runtime_start(const char *lxcpath, const char *name, int timeout_sec, char *errbuf,
-                  size_t errlen);
-/* Graceful stop (SIGPWR to init) with timeout, then SIGKILL. timeout_sec < 0: kill at once. */
+		  size_t errlen);
+/* Graceful stop (lxc.signal.halt = SIGPWR to init; a frozen container is thawed first) with
+ * timeout, then SIGKILL; returns once the container is STOPPED. timeout_sec <= 0: kill at once.
+ * A container that is not running is success. Returns 0, -ENOENT, -EIO or -ETIMEDOUT. */
 int runtime_stop(const char *lxcpath, const char *name, int timeout_sec, char *errbuf,
-                 size_t errlen);
+		 size_t errlen);
+/* Freezes / thaws all processes of a running container (-ESRCH when not running, -EIO). */
 int runtime_freeze(const char *lxcpath, const char *name, char *errbuf, size_t errlen);
 int runtime_unfreeze(const char *lxcpath, const char *name, char *errbuf, size_t errlen);
 
-/* Runs argv inside the container (attach: all namespaces, cgroup, LSM), stdin/stdout/stderr =
- * the given fds, environment env (NULL-terminated "K=V", may be NULL), cwd (NULL = "/").
- * On success *ret_status is the command's exit code (128+signal if killed). */
+/* Runs argv inside the container (attach: all namespaces, cgroup, LSM incl. seccomp) as the
+ * container's root, stdin/stdout/stderr = the given fds, with exactly the environment env
+ * (NULL-terminated "K=V", may be NULL; PATH defaults to the usual sbin/bin list), cwd (NULL =
+ * "/"). argv[0] is looked up in PATH; a missing program exits 127. Waits for it; meanwhile
+ * SIGTERM, SIGINT, SIGHUP and SIGQUIT sent to the caller are forwarded to the command (the
+ * previous handlers are restored afterwards). On success *ret_status is the command's exit code
+ * (128+signal if killed). Returns 0, -EINVAL, -ENOENT, -ESRCH (not running), -EBUSY (frozen)
+ * or -EIO (attach failed). */
 int runtime_exec(const char *lxcpath, const char *name, char *const argv[], char *const env[],
-                 const char *cwd, int fd_in, int fd_out, int fd_err, int *ret_status,
-                 char *errbuf, size_t errlen);
+		 const char *cwd, int fd_in, int fd_out, int fd_err, int *ret_status, char *errbuf,
+		 size_t errlen);

@@ -1,0 +1,295 @@
+/* kiva-helper: the small, short-lived process kivad spawns for blocking work (liblxc start, stop,
+ * freeze, exec; building and unpacking images). One verb per invocation:
+ *
+ *   kiva-helper start LXCPATH NAME [TIMEOUT_SEC]
+ *   kiva-helper stop LXCPATH NAME TIMEOUT_SEC          (-1: kill at once)
+ *   kiva-helper freeze|unfreeze LXCPATH NAME
+ *   kiva-helper exec LXCPATH NAME [--cwd DIR] [--env K=V]... -- ARGV...
+ *   kiva-helper build-busybox DIR SHIFT_BASE
+ *   kiva-helper unpack TARBALL DIR SHIFT_BASE MAX_BYTES
+ *
+ * Contract: exit 0 on success; on failure exactly one line "Error: <message>" on stderr and
+ * exit 1. exec instead passes stdin/stdout/stderr to the command, writes one status line to fd 3
+ * if fd 3 is open when the helper starts ("exit N\n", or "error <message>\n" when the command
+ * could not be run) and exits with the command's status (255 when it could not be run; the
+ * "Error:" line then goes to stderr only if fd 3 is closed). SIGTERM to an exec helper is
+ * forwarded to the command. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "basic-error.h"
+#include "basic-macro.h"
+#include "basic-string.h"
+#include "image.h"
+#include "runtime.h"
+
+#define STATUS_FD 3
+
+/* The caller's stderr. fd 2 itself points to /dev/null while a command runs: liblxc prints a
+ * few messages straight to stderr, which would break the one-line contract. */
+static int real_stderr = STDERR_FILENO;
+
+struct helper_command {
+	const char *name;
+	const char *usage;
+	int min_args, max_args; /* after the verb; max -1: unbounded */
+	bool status_line; /* exec: reports on fd 3, exits with the command's status */
+	int (*run)(char **args, int n, struct kiva_error *err);
+};
+
+static int parse_timeout(const char *s, int64_t min, int64_t *ret, struct kiva_error *err)
+{
+	if (parse_int64(s, min, 86400, ret) < 0)
+		return kiva_error_set(err, -EINVAL, "Invalid timeout '%s'", s);
+	return 0;
+}
+
+static int parse_u32(const char *s, const char *what, uint32_t *ret, struct kiva_error *err)
+{
+	int64_t v;
+
+	if (parse_int64(s, 0, UINT32_MAX, &v) < 0)
+		return kiva_error_set(err, -EINVAL, "Invalid %s '%s'", what, s);
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+static int runtime_result(int r, const char *buf, struct kiva_error *err)
+{
+	if (r >= 0)
+		return 0;
+	return kiva_error_set(err, r, "%s", buf[0] ? buf : strerror(-r));
+}
+
+static int cmd_start(char **args, int n, struct kiva_error *err)
+{
+	char buf[sizeof(err->msg)] = "";
+	int64_t timeout = 0;
+	int r;
+
+	if (n > 2 && parse_timeout(args[2], 1, &timeout, err) < 0)
+		return err->code;
+	r = runtime_start(args[0], args[1], (int)timeout, buf, sizeof(buf));
+	return runtime_result(r, buf, err);
+}
+
+static int cmd_stop(char **args, int n, struct kiva_error *err)
+{
+	char buf[sizeof(err->msg)] = "";
+	int64_t timeout;
+	int r;
+
+	if (parse_timeout(args[2], -1, &timeout, err) < 0)
+		return err->code;
+	r = runtime_stop(args[0], args[1], (int)timeout, buf, sizeof(buf));
+	return runtime_result(r, buf, err);
+}
+
+static int cmd_freeze(char **args, int n, struct kiva_error *err)
+{
+	char buf[sizeof(err->msg)] = "";
+
+	return runtime_result(runtime_freeze(args[0], args[1], buf, sizeof(buf)), buf, err);
+}
+
+static int cmd_unfreeze(char **args, int n, struct kiva_error *err)
+{
+	char buf[sizeof(err->msg)] = "";
+
+	return runtime_result(runtime_unfreeze(args[0], args[1], buf, sizeof(buf)), buf, err);
+}
+
+static int cmd_exec(char **args, int n, struct kiva_error *err)
+{
+	cleanup_free char **env = NULL;
+	char buf[sizeof(err->msg)] = "";
+	const char *cwd = NULL;
+	size_t n_env = 0;
+	int i, r, status;
+
+	env = calloc((size_t)n, sizeof(char *));
+	if (!env)
+		return kiva_error_set(err, -ENOMEM, "Out of memory");
+	for (i = 2; i < n && !streq(args[i], "--"); i += 2) {
+		if (!streq(args[i], "--cwd") && !streq(args[i], "--env"))
+			return kiva_error_set(err, -EINVAL, "Unknown exec option '%s'", args[i]);
+		if (i + 1 >= n || streq(args[i + 1], "--"))
+			return kiva_error_set(err, -EINVAL, "Option '%s' needs a value", args[i]);
+		if (streq(args[i], "--cwd"))
+			cwd = args[i + 1];
+		else
+			env[n_env++] = args[i + 1];
+	}
+	if (i >= n - 1)
+		return kiva_error_set(err, -EINVAL, "exec needs '-- ARGV...'");
+
+	r = runtime_exec(args[0], args[1], args + i + 1, env, cwd, STDIN_FILENO, STDOUT_FILENO,
+			 real_stderr, &status, buf, sizeof(buf));
+	if (r < 0)
+		return runtime_result(r, buf, err);
+	return status;
+}
+
+static int cmd_build_busybox(char **args, int n, struct kiva_error *err)
+{
+	uint32_t shift = 0;
+	int r;
+
+	if (parse_u32(args[1], "shift base", &shift, err) < 0)
+		return err->code;
+	r = image_build_busybox(args[0], "/bin/busybox", shift, err);
+	if (r < 0)
+		return kiva_error_default(err, r, "Failed to build busybox image in '%s': %s",
+					  args[0], strerror(-r));
+	return 0;
+}
+
+static int cmd_unpack(char **args, int n, struct kiva_error *err)
+{
+	uint32_t shift = 0;
+	int64_t max_bytes;
+	int r;
+
+	if (parse_u32(args[2], "shift base", &shift, err) < 0)
+		return err->code;
+	if (parse_int64(args[3], 1, INT64_MAX, &max_bytes) < 0)
+		return kiva_error_set(err, -EINVAL, "Invalid size limit '%s'", args[3]);
+	r = image_unpack(args[0], args[1], shift, (uint64_t)max_bytes, err);
+	if (r < 0)
+		return kiva_error_default(err, r, "Failed to unpack '%s': %s", args[0],
+					  strerror(-r));
+	return 0;
+}
+
+static const struct helper_command commands[] = {
+	{"start", "LXCPATH NAME [TIMEOUT_SEC]", 2, 3, false, cmd_start},
+	{"stop", "LXCPATH NAME TIMEOUT_SEC", 3, 3, false, cmd_stop},
+	{"freeze", "LXCPATH NAME", 2, 2, false, cmd_freeze},
+	{"unfreeze", "LXCPATH NAME", 2, 2, false, cmd_unfreeze},
+	{"exec", "LXCPATH NAME [--cwd DIR] [--env K=V]... -- ARGV...", 4, -1, true, cmd_exec},
+	{"build-busybox", "DIR SHIFT_BASE", 2, 2, false, cmd_build_busybox},
+	{"unpack", "TARBALL DIR SHIFT_BASE MAX_BYTES", 4, 4, false, cmd_unpack},
+};
+
+/* One line: newlines in a message (from liblxc's log, say) become spaces. */
+static void report(FILE *f, const char *prefix, const char *msg)
+{
+	fputs(prefix, f);
+	for (const char *p = msg; *p; p++)
+		fputc(*p == '\n' || *p == '\r' ? ' ' : *p, f);
+	fputc('\n', f);
+	fflush(f);
+}
+
+static void stderr_mute(void)
+{
+	int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, STATUS_FD + 1);
+	int null_fd;
+
+	if (fd < 0)
+		return;
+	null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (null_fd < 0 || dup2(null_fd, STDERR_FILENO) < 0) {
+		close(fd);
+		fd = STDERR_FILENO;
+	}
+	if (null_fd >= 0)
+		close(null_fd);
+	real_stderr = fd;
+}
+
+static void stderr_unmute(void)
+{
+	if (real_stderr != STDERR_FILENO)
+		dup2(real_stderr, STDERR_FILENO);
+}
+
+static int unknown_command(const char *verb)
+{
+	fprintf(stderr, "Error: unknown command '%s'; commands:", verb ? verb : "");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(stderr, " %s", commands[i].name);
+	fputc('\n', stderr);
+	return EXIT_FAILURE;
+}
+
+/* Ignored signals and the signal mask survive exec: a spawner that ignores SIGPIPE (kivad must,
+ * for raft) would pass that on to the container's init and to exec'd commands. */
+static void signals_reset(void)
+{
+	sigset_t all;
+
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			(void)signal(sig, SIG_DFL);
+	sigemptyset(&all);
+	(void)sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+/* fd 3 must be looked at before anything (liblxc's log file) can be opened on it. Nothing else
+ * kivad may have leaked is passed on to containers. */
+static FILE *status_open(void)
+{
+	FILE *f = NULL;
+
+	if (fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC) == 0)
+		f = fdopen(STATUS_FD, "w");
+	(void)close_range(STATUS_FD + 1, ~0U, 0);
+	return f;
+}
+
+static int command_run(const struct helper_command *cmd, int n, char **args, struct kiva_error *err)
+{
+	int r;
+
+	if (n < cmd->min_args || (cmd->max_args >= 0 && n > cmd->max_args))
+		return kiva_error_set(err, -EINVAL, "usage: kiva-helper %s %s", cmd->name,
+				      cmd->usage);
+	stderr_mute();
+	r = cmd->run(args, n, err);
+	stderr_unmute();
+	return r;
+}
+
+/* Reports r as the contract says and returns the exit code. */
+static int command_finish(const struct helper_command *cmd, FILE *status, int r,
+			  const struct kiva_error *err)
+{
+	if (!cmd->status_line) {
+		if (r < 0)
+			report(stderr, "Error: ", err->msg);
+		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	}
+	if (r < 0) {
+		report(status ? status : stderr, status ? "error " : "Error: ", err->msg);
+		return 255;
+	}
+	if (status) {
+		fprintf(status, "exit %d\n", r);
+		fflush(status);
+	}
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	FILE *status = status_open();
+	struct kiva_error err = {0};
+
+	signals_reset();
+
+	for (size_t i = 0; argc >= 2 && i < ARRAY_SIZE(commands); i++)
+		if (streq(argv[1], commands[i].name))
+			return command_finish(&commands[i], status,
+					      command_run(&commands[i], argc - 2, argv + 2, &err),
+					      &err);
+	return unknown_command(argc >= 2 ? argv[1] : NULL);
+}

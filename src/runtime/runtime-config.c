@@ -1,0 +1,284 @@
+/* liblxc config generation: probes what the host offers and renders one container's complete,
+ * self-contained liblxc config from a pure description. Nothing from the distribution's
+ * /usr/share/lxc/config is included, so the result does not depend on how lxc is packaged, and
+ * no lxc.apparmor.* key is written on hosts without AppArmor (feasibility §1: lxc's default
+ * "generated" profile fails there). Rendering does no I/O and is unit-tested without root. */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "basic-fs.h"
+#include "basic-macro.h"
+#include "basic-string.h"
+#include "runtime.h"
+
+/* lxc.arch of the containers: the build's own architecture (liblxc's personality names);
+ * elsewhere the key is left out and liblxc uses the host's. */
+#if defined(__x86_64__)
+#define RUNTIME_ARCH "x86_64"
+#elif defined(__aarch64__)
+#define RUNTIME_ARCH "aarch64"
+#elif defined(__i386__)
+#define RUNTIME_ARCH "i686"
+#elif defined(__powerpc64__)
+#define RUNTIME_ARCH "ppc64le"
+#elif defined(__s390x__)
+#define RUNTIME_ARCH "s390x"
+#endif
+
+/* CFS period for lxc.cgroup.cpu.cfs_quota_us / lxc.cgroup2.cpu.max: 100 ms, the kernel default. */
+#define RUNTIME_CPU_PERIOD_USEC 100000ULL
+
+/* Device nodes a container may use (lxc's common.conf list): char major:minor and what. Any
+ * mknod is allowed ("m"), reading and writing only these. */
+static const char *const runtime_devices_allow[] = {
+	"c *:* m", /* mknod of any character device */
+	"b *:* m", /* mknod of any block device */
+	"c 1:3 rwm", /* /dev/null */
+	"c 1:5 rwm", /* /dev/zero */
+	"c 1:7 rwm", /* /dev/full */
+	"c 1:8 rwm", /* /dev/random */
+	"c 1:9 rwm", /* /dev/urandom */
+	"c 5:0 rwm", /* /dev/tty */
+	"c 5:1 rwm", /* /dev/console */
+	"c 5:2 rwm", /* /dev/ptmx */
+	"c 136:* rwm", /* /dev/pts/N */
+	"c 10:229 rwm", /* /dev/fuse */
+	"c 10:200 rwm", /* /dev/net/tun */
+};
+
+/* liblxc seccomp policy, version 2 (lxc.container.conf(5) "SECCOMP CONFIGURATION"): a denylist.
+ * [all] makes the rules apply to the compat ABIs (i386, x32) too. reject_force_umount refuses
+ * umount2(MNT_FORCE) only. Keyring calls fail with ENOSYS so software falls back as on kernels
+ * without keys; the rest fail with EPERM. */
+static const char runtime_seccomp_profile[] = "2\n"
+					      "denylist\n"
+					      "reject_force_umount\n"
+					      "[all]\n"
+					      "kexec_load errno 1\n"
+					      "kexec_file_load errno 1\n"
+					      "init_module errno 1\n"
+					      "finit_module errno 1\n"
+					      "delete_module errno 1\n"
+					      "open_by_handle_at errno 1\n"
+					      "bpf errno 1\n"
+					      "keyctl errno 38\n"
+					      "add_key errno 38\n"
+					      "request_key errno 38\n";
+
+const char *runtime_seccomp_default(void)
+{
+	return runtime_seccomp_profile;
+}
+
+int runtime_host_probe(struct runtime_host *ret)
+{
+	struct runtime_host h = {0};
+	struct statfs sfs;
+	long n;
+
+	if (statfs("/sys/fs/cgroup", &sfs) < 0)
+		return -errno;
+	h.cgroup_version = (sfs.f_type == CGROUP2_SUPER_MAGIC) ? 2 : 1;
+
+	if (access("/sys/kernel/security/apparmor", F_OK) == 0) {
+		cleanup_free char *enabled = NULL;
+
+		if (read_file("/sys/module/apparmor/parameters/enabled", 64, &enabled, NULL) >= 0)
+			h.apparmor = enabled[0] == 'Y';
+	}
+
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	h.ncpus = n > 0 ? (unsigned)n : 1;
+
+	*ret = h;
+	return 0;
+}
+
+/* A value is written as "key = value\n": a control character (newline above all) would let it
+ * add keys of its own, and liblxc trims surrounding blanks, so those are refused too. */
+static bool value_is_safe(const char *s)
+{
+	size_t len;
+
+	if (!s || !*s)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return false;
+	len = strlen(s);
+	return s[0] != ' ' && s[len - 1] != ' ';
+}
+
+static bool path_is_safe(const char *s)
+{
+	return value_is_safe(s) && s[0] == '/';
+}
+
+/* The instance name is also a directory below lxcpath. */
+static bool name_is_safe(const char *s)
+{
+	return value_is_safe(s) && !strchr(s, '/') && !streq(s, ".") && !streq(s, "..") &&
+	       strlen(s) < NAME_MAX;
+}
+
+static bool cpuset_is_safe(const char *s)
+{
+	if (!s || !*s)
+		return false;
+	return strspn(s, "0123456789,-") == strlen(s);
+}
+
+static int spec_validate(const struct runtime_host *host, const struct runtime_spec *spec)
+{
+	if (host->cgroup_version != 1 && host->cgroup_version != 2)
+		return -EINVAL;
+	if (!name_is_safe(spec->name) || !path_is_safe(spec->rootfs))
+		return -EINVAL;
+	if (spec->log_path && !path_is_safe(spec->log_path))
+		return -EINVAL;
+	if (spec->seccomp_profile && !path_is_safe(spec->seccomp_profile))
+		return -EINVAL;
+	if (spec->cpuset && !cpuset_is_safe(spec->cpuset))
+		return -EINVAL;
+	if (spec->processes < 0)
+		return -EINVAL;
+	if (!spec->privileged) {
+		/* base 0 would map the container's root to the host's root */
+		if (spec->idmap_base == 0 || spec->idmap_size == 0)
+			return -EINVAL;
+		if ((uint64_t)spec->idmap_base + spec->idmap_size > (uint64_t)UINT32_MAX + 1)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static void render_limits_v1(FILE *f, const struct runtime_spec *spec)
+{
+	fputs("lxc.cgroup.devices.deny = a\n", f);
+	for (size_t i = 0; i < ARRAY_SIZE(runtime_devices_allow); i++)
+		fprintf(f, "lxc.cgroup.devices.allow = %s\n", runtime_devices_allow[i]);
+	if (spec->memory_bytes > 0)
+		fprintf(f, "lxc.cgroup.memory.limit_in_bytes = %" PRIu64 "\n", spec->memory_bytes);
+	if (spec->cpuset)
+		fprintf(f, "lxc.cgroup.cpuset.cpus = %s\n", spec->cpuset);
+	if (spec->cpu_count > 0) {
+		fprintf(f, "lxc.cgroup.cpu.cfs_period_us = %llu\n", RUNTIME_CPU_PERIOD_USEC);
+		fprintf(f, "lxc.cgroup.cpu.cfs_quota_us = %llu\n",
+			RUNTIME_CPU_PERIOD_USEC * spec->cpu_count);
+	}
+	if (spec->processes > 0)
+		fprintf(f, "lxc.cgroup.pids.max = %" PRId64 "\n", spec->processes);
+}
+
+static void render_limits_v2(FILE *f, const struct runtime_spec *spec)
+{
+	fputs("lxc.cgroup2.devices.deny = a\n", f);
+	for (size_t i = 0; i < ARRAY_SIZE(runtime_devices_allow); i++)
+		fprintf(f, "lxc.cgroup2.devices.allow = %s\n", runtime_devices_allow[i]);
+	if (spec->memory_bytes > 0)
+		fprintf(f, "lxc.cgroup2.memory.max = %" PRIu64 "\n", spec->memory_bytes);
+	if (spec->cpuset)
+		fprintf(f, "lxc.cgroup2.cpuset.cpus = %s\n", spec->cpuset);
+	if (spec->cpu_count > 0)
+		fprintf(f, "lxc.cgroup2.cpu.max = %llu %llu\n",
+			RUNTIME_CPU_PERIOD_USEC * spec->cpu_count, RUNTIME_CPU_PERIOD_USEC);
+	if (spec->processes > 0)
+		fprintf(f, "lxc.cgroup2.pids.max = %" PRId64 "\n", spec->processes);
+}
+
+int runtime_config_render(const struct runtime_host *host, const struct runtime_spec *spec,
+			  char **ret_text)
+{
+	cleanup_free char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+	int r;
+
+	r = spec_validate(host, spec);
+	if (r < 0)
+		return r;
+
+	f = open_memstream(&text, &len);
+	if (!f)
+		return -ENOMEM;
+
+	fprintf(f, "# Generated by KIVA for instance %s; rewritten on every start.\n", spec->name);
+	fprintf(f, "lxc.uts.name = %s\n", spec->name);
+#ifdef RUNTIME_ARCH
+	fputs("lxc.arch = " RUNTIME_ARCH "\n", f);
+#endif
+	fprintf(f, "lxc.rootfs.path = dir:%s\n", spec->rootfs);
+	/* cgroup:...:force: with cgroup namespaces liblxc otherwise leaves mounting cgroups to
+	 * the container's init, and busybox's does not. lxc.net.0.type = empty: own netns, lo only.
+	 * No console (CRIU cannot dump one, feasibility §4). */
+	fputs("lxc.autodev = 1\n"
+	      "lxc.pty.max = 1024\n"
+	      "lxc.tty.max = 0\n"
+	      "lxc.console.path = none\n"
+	      "lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed:force\n"
+	      "lxc.net.0.type = empty\n"
+	      "lxc.signal.halt = SIGPWR\n",
+	      f);
+
+	if (spec->privileged) {
+		fputs("lxc.cap.drop = mac_admin mac_override sys_module sys_rawio sys_time\n", f);
+	} else {
+		fprintf(f, "lxc.idmap = u 0 %" PRIu32 " %" PRIu32 "\n", spec->idmap_base,
+			spec->idmap_size);
+		fprintf(f, "lxc.idmap = g 0 %" PRIu32 " %" PRIu32 "\n", spec->idmap_base,
+			spec->idmap_size);
+	}
+
+	if (host->apparmor)
+		fputs("lxc.apparmor.profile = generated\n"
+		      "lxc.apparmor.allow_nesting = 0\n",
+		      f);
+	if (spec->seccomp_profile)
+		fprintf(f, "lxc.seccomp.profile = %s\n", spec->seccomp_profile);
+
+	if (host->cgroup_version == 2)
+		render_limits_v2(f, spec);
+	else
+		render_limits_v1(f, spec);
+
+	/* ERROR: WARN adds a line per exec ("No security context received") */
+	if (spec->log_path) {
+		fprintf(f, "lxc.log.file = %s\n", spec->log_path);
+		fputs("lxc.log.level = ERROR\n", f);
+	}
+
+	r = ferror(f) ? -ENOMEM : 0;
+	if (fclose(f) != 0 && r == 0)
+		r = -ENOMEM;
+	if (r < 0)
+		return r;
+	*ret_text = TAKE_PTR(text);
+	return 0;
+}
+
+int runtime_config_write(const char *lxcpath, const char *name, const char *text)
+{
+	cleanup_free char *dir = NULL, *path = NULL;
+	int r;
+
+	if (!lxcpath || lxcpath[0] != '/' || !name_is_safe(name) || !text)
+		return -EINVAL;
+	dir = strf("%s/%s", lxcpath, name);
+	path = strf("%s/%s/config", lxcpath, name);
+	if (!dir || !path)
+		return -ENOMEM;
+	/* 0755: liblxc sets up user-namespaced containers partly as the mapped root */
+	r = mkdir_p(dir, 0755);
+	if (r < 0)
+		return r;
+	return write_file_atomic(path, text, strlen(text), 0644);
+}

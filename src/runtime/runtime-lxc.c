@@ -1,0 +1,806 @@
+/* The liblxc seam: the only file that includes <lxc/lxccontainer.h>. It turns liblxc's bool
+ * results into -errno plus a message, keeps liblxc's own logging away from the caller's stderr
+ * (it goes to the container's lxc.log.file only), and implements the start/attach rules of
+ * feasibility §1-3: start() from a forked child so the caller never lands in lxc.monitor.*
+ * cgroups, attach with LXC_ATTACH_LSM so the seccomp filter also covers exec'd processes. */
+#include <errno.h> /* before <lxc/attach_options.h>: LXC_ATTACH_OPTIONS_DEFAULT uses EBADF */
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/magic.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lxc/attach_options.h>
+#include <lxc/lxccontainer.h>
+
+#include "basic-fs.h"
+#include "basic-macro.h"
+#include "basic-string.h"
+#include "runtime.h"
+
+#define RUNTIME_START_TIMEOUT_SEC 30
+#define RUNTIME_KILL_TIMEOUT_SEC 10
+#define RUNTIME_LOG_TAIL_BYTES (256 * 1024)
+#define RUNTIME_DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+static void container_putp(struct lxc_container **c)
+{
+	if (*c)
+		lxc_container_put(*c);
+}
+#define cleanup_container __attribute__((cleanup(container_putp)))
+
+static int errf(char *buf, size_t len, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int errf(char *buf, size_t len, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (buf && len > 0) {
+		va_start(ap, fmt);
+		vsnprintf(buf, len, fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+/* liblxc writes to stderr only when lxc_log_init() is called without quiet; say so explicitly
+ * once per process so nothing ever reaches kivad's or kiva-helper's stderr. Errors still go to
+ * the container's lxc.log.file. */
+static void runtime_log_quiet(void)
+{
+	static bool done;
+	struct lxc_log log = {.quiet = true, .level = "ERROR"};
+
+	if (done)
+		return;
+	done = true;
+	(void)lxc_log_init(&log);
+}
+
+static bool name_ok(const char *name)
+{
+	return name && *name && !strchr(name, '/') && !strchr(name, '\n') && !streq(name, ".") &&
+	       !streq(name, "..");
+}
+
+/* Key families liblxc parses by prefix; lxc_config_item_is_supported() knows exact keys only. */
+static const char *const config_prefix_keys[] = {
+	"lxc.net.",   "lxc.cgroup.", "lxc.cgroup2.", "lxc.prlimit.",
+	"lxc.limit.", "lxc.sysctl.", "lxc.proc.",
+};
+
+static bool config_key_known(const char *key)
+{
+	if (lxc_config_item_is_supported(key))
+		return true;
+	for (size_t i = 0; i < ARRAY_SIZE(config_prefix_keys); i++)
+		if (startswith(key, config_prefix_keys[i]) && key[strlen(config_prefix_keys[i])])
+			return true;
+	return false;
+}
+
+/* lxc_container_new() prints "Failed to load config for NAME" straight to stderr when a config
+ * does not parse, past any log setting. Refuse the configs it would refuse for an unknown key or
+ * a line without "=" before it sees them (values it rejects still get through). */
+static int config_precheck(const char *lxcpath, const char *name, char *errbuf, size_t errlen)
+{
+	cleanup_free char *path = NULL, *text = NULL;
+	unsigned lineno = 0;
+	int r;
+
+	path = strf("%s/%s/config", lxcpath, name);
+	if (!path)
+		return errf(errbuf, errlen, -ENOMEM, "Out of memory");
+	r = read_file(path, 1024 * 1024, &text, NULL);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return errf(errbuf, errlen, r, "Failed to read %s: %s", path, strerror(-r));
+	for (char *line = text, *next; line; line = next) {
+		char *eq, *end;
+
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		lineno++;
+		line += strspn(line, " \t");
+		if (!*line || *line == '#')
+			continue;
+		eq = strchr(line, '=');
+		if (!eq)
+			return errf(errbuf, errlen, -EINVAL, "%s:%u: not a \"key = value\" line",
+				    path, lineno);
+		for (end = eq; end > line && (end[-1] == ' ' || end[-1] == '\t'); end--)
+			;
+		*end = 0;
+		if (!config_key_known(line))
+			return errf(errbuf, errlen, -EINVAL, "%s:%u: unsupported liblxc key '%s'",
+				    path, lineno, line);
+	}
+	return 0;
+}
+
+/* Opens the handle of an existing (defined) container. */
+static int container_open(const char *lxcpath, const char *name, struct lxc_container **ret,
+			  char *errbuf, size_t errlen)
+{
+	struct lxc_container *c;
+	int r;
+
+	runtime_log_quiet();
+	if (!lxcpath || lxcpath[0] != '/' || !name_ok(name))
+		return errf(errbuf, errlen, -EINVAL, "Invalid container path or name");
+	r = config_precheck(lxcpath, name, errbuf, errlen);
+	if (r < 0)
+		return r;
+	c = lxc_container_new(name, lxcpath);
+	if (!c)
+		return errf(errbuf, errlen, -EINVAL,
+			    "Failed to load liblxc config of '%s' (%s/%s/config)", name, lxcpath,
+			    name);
+	if (!c->is_defined(c)) {
+		lxc_container_put(c);
+		return errf(errbuf, errlen, -ENOENT, "Container '%s' is not defined in %s", name,
+			    lxcpath);
+	}
+	*ret = c;
+	return 0;
+}
+
+static enum runtime_state state_from_lxc(const char *s)
+{
+	if (!s)
+		return RUNTIME_STOPPED;
+	if (streq(s, "RUNNING") || streq(s, "THAWED"))
+		return RUNTIME_RUNNING;
+	if (streq(s, "STARTING"))
+		return RUNTIME_STARTING;
+	if (streq(s, "STOPPING") || streq(s, "ABORTING"))
+		return RUNTIME_STOPPING;
+	if (streq(s, "FROZEN") || streq(s, "FREEZING"))
+		return RUNTIME_FROZEN;
+	return RUNTIME_STOPPED;
+}
+
+enum runtime_state runtime_state(const char *lxcpath, const char *name)
+{
+	cleanup_container struct lxc_container *c = NULL;
+
+	if (container_open(lxcpath, name, &c, NULL, 0) < 0)
+		return RUNTIME_MISSING;
+	return state_from_lxc(c->state(c));
+}
+
+const char *runtime_state_to_string(enum runtime_state s)
+{
+	switch (s) {
+	case RUNTIME_MISSING:
+	case RUNTIME_STOPPED:
+		return "Stopped";
+	case RUNTIME_STARTING:
+		return "Starting";
+	case RUNTIME_RUNNING:
+		return "Running";
+	case RUNTIME_STOPPING:
+		return "Stopping";
+	case RUNTIME_FROZEN:
+		return "Frozen";
+	}
+	return "Error";
+}
+
+int runtime_init_pid(const char *lxcpath, const char *name)
+{
+	cleanup_container struct lxc_container *c = NULL;
+	pid_t pid;
+	int r;
+
+	r = container_open(lxcpath, name, &c, NULL, 0);
+	if (r < 0)
+		return r == -ENOENT ? -ESRCH : r;
+	pid = c->init_pid(c);
+	return pid > 0 ? (int)pid : -ESRCH;
+}
+
+/* A controller file name as liblxc takes it: "memory.max", "cpu.cfs_quota_us". Refuses
+ * anything that could walk out of the container's cgroup. */
+static bool cgroup_key_ok(const char *key)
+{
+	return key && *key && strchr(key, '.') && key[0] != '.' &&
+	       strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789._") == strlen(key);
+}
+
+static int cgroup_get(struct lxc_container *c, const char *key, char **ret)
+{
+	cleanup_free char *buf = NULL;
+	int n, m;
+
+	n = c->get_cgroup_item(c, key, NULL, 0);
+	if (n < 0)
+		return -ENOENT;
+	buf = malloc((size_t)n + 1);
+	if (!buf)
+		return -ENOMEM;
+	m = c->get_cgroup_item(c, key, buf, n + 1);
+	if (m < 0)
+		return -ENOENT;
+	buf[m < n ? m : n] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	*ret = TAKE_PTR(buf);
+	return 0;
+}
+
+int runtime_cgroup_get(const char *lxcpath, const char *name, const char *key, char **ret)
+{
+	cleanup_container struct lxc_container *c = NULL;
+	int r;
+
+	if (!cgroup_key_ok(key))
+		return -EINVAL;
+	r = container_open(lxcpath, name, &c, NULL, 0);
+	if (r < 0)
+		return r;
+	if (!c->is_running(c))
+		return -ESRCH;
+	return cgroup_get(c, key, ret);
+}
+
+int runtime_cgroup_set(const char *lxcpath, const char *name, const char *key, const char *value)
+{
+	cleanup_container struct lxc_container *c = NULL;
+	int r;
+
+	if (!cgroup_key_ok(key) || !value || strpbrk(value, "\n\r"))
+		return -EINVAL;
+	r = container_open(lxcpath, name, &c, NULL, 0);
+	if (r < 0)
+		return r;
+	if (!c->is_running(c))
+		return -ESRCH;
+	errno = 0;
+	if (!c->set_cgroup_item(c, key, value))
+		/* the kernel's errno (EBUSY, EINVAL) usually survives liblxc's error path */
+		return errno > 0 ? -errno : -EINVAL;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int runtime_list(const char *lxcpath, char ***ret_names)
+{
+	cleanup_strv char **names = NULL;
+	DIR *d;
+	struct dirent *de;
+	int r = 0;
+
+	names = calloc(1, sizeof(char *));
+	if (!names)
+		return -ENOMEM;
+	d = opendir(lxcpath);
+	if (!d) {
+		if (errno != ENOENT)
+			return -errno;
+		*ret_names = TAKE_PTR(names);
+		return 0;
+	}
+	while ((de = readdir(d))) {
+		struct stat st;
+		cleanup_free char *config = NULL;
+
+		if (de->d_name[0] == '.')
+			continue;
+		config = strf("%s/%s/config", lxcpath, de->d_name);
+		if (!config) {
+			r = -ENOMEM;
+			break;
+		}
+		if (stat(config, &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		r = strv_push(&names, strdup(de->d_name));
+		if (r < 0)
+			break;
+	}
+	closedir(d);
+	if (r < 0)
+		return r;
+	qsort(names, strv_length(names), sizeof(char *), cmp_str);
+	*ret_names = TAKE_PTR(names);
+	return 0;
+}
+
+int runtime_remove(const char *lxcpath, const char *name)
+{
+	cleanup_free char *dir = NULL;
+	enum runtime_state s;
+
+	if (!lxcpath || lxcpath[0] != '/' || !name_ok(name))
+		return -EINVAL;
+	s = runtime_state(lxcpath, name);
+	if (s != RUNTIME_MISSING && s != RUNTIME_STOPPED)
+		return -EBUSY;
+	dir = strf("%s/%s", lxcpath, name);
+	if (!dir)
+		return -ENOMEM;
+	/* Not c->destroy(): for a dir: rootfs it would delete the storage volume too. */
+	return rm_rf(dir);
+}
+
+static int read_u64(const char *s, uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+static int cgroup_get_u64(struct lxc_container *c, const char *key, uint64_t *ret)
+{
+	cleanup_free char *v = NULL;
+	int r;
+
+	r = cgroup_get(c, key, &v);
+	if (r < 0)
+		return r;
+	return read_u64(v, ret);
+}
+
+static int host_cgroup_version(void)
+{
+	static int version;
+	struct statfs sfs;
+
+	if (version == 0)
+		version = (statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC)
+				  ? 2
+				  : 1;
+	return version;
+}
+
+int runtime_usage(const char *lxcpath, const char *name, struct runtime_usage *ret)
+{
+	cleanup_container struct lxc_container *c = NULL;
+	struct runtime_usage u = {0};
+	int r;
+
+	r = container_open(lxcpath, name, &c, NULL, 0);
+	if (r < 0)
+		return r;
+	if (!c->is_running(c))
+		return -ESRCH;
+
+	if (host_cgroup_version() == 2) {
+		cleanup_free char *stat = NULL;
+
+		(void)cgroup_get_u64(c, "memory.current", &u.memory_bytes);
+		(void)cgroup_get_u64(c, "memory.peak", &u.memory_peak_bytes);
+		/* cpu.stat is multi-line: cgroup_get keeps the first line, "usage_usec N" */
+		if (cgroup_get(c, "cpu.stat", &stat) >= 0 && startswith(stat, "usage_usec ") &&
+		    read_u64(stat + strlen("usage_usec "), &u.cpu_usage_nsec) >= 0)
+			u.cpu_usage_nsec *= 1000;
+	} else {
+		(void)cgroup_get_u64(c, "memory.usage_in_bytes", &u.memory_bytes);
+		(void)cgroup_get_u64(c, "memory.max_usage_in_bytes", &u.memory_peak_bytes);
+		(void)cgroup_get_u64(c, "cpuacct.usage", &u.cpu_usage_nsec);
+	}
+
+	if (cgroup_get_u64(c, "pids.current", &u.processes) < 0) {
+		cleanup_free char *procs = NULL;
+		int n = c->get_cgroup_item(c, "cgroup.procs", NULL, 0);
+
+		if (n > 0 && (procs = malloc((size_t)n + 1)) &&
+		    c->get_cgroup_item(c, "cgroup.procs", procs, n + 1) >= 0) {
+			procs[n] = 0;
+			for (char *p = procs; *p; p++)
+				if (*p == '\n')
+					u.processes++;
+		}
+	}
+
+	*ret = u;
+	return 0;
+}
+
+/* --- blocking operations --- */
+
+static int64_t now_msec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for a child for at most timeout_ms. Returns 0 with its wait status, or -ETIMEDOUT. */
+static int wait_child(pid_t pid, int64_t timeout_ms, int *ret_status)
+{
+	cleanup_close int pidfd = -EBADF;
+	int status;
+
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd >= 0) {
+		struct pollfd p = {.fd = pidfd, .events = POLLIN};
+		int64_t deadline = now_msec() + timeout_ms;
+		int n;
+
+		for (;;) {
+			int64_t left = deadline - now_msec();
+
+			n = poll(&p, 1, left > 0 ? (int)left : 0);
+			if (n >= 0 || errno != EINTR)
+				break;
+		}
+		if (n == 0)
+			return -ETIMEDOUT;
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	*ret_status = status;
+	return 0;
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/* Finds the first ERROR record liblxc appended to its log after offset and copies its message
+ * (the text after "... ERROR    start - file.c:func:123 - "). The first error is the cause; the
+ * ones after it are liblxc unwinding. Returns false when there is none. */
+static bool log_first_error(const char *path, off_t offset, char *buf, size_t len)
+{
+	cleanup_close int fd = -EBADF;
+	cleanup_free char *text = NULL;
+	off_t size = file_size(path);
+	ssize_t n;
+
+	if (!buf || len == 0 || size <= offset)
+		return false;
+	if (size - offset > RUNTIME_LOG_TAIL_BYTES)
+		offset = size - RUNTIME_LOG_TAIL_BYTES;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	text = malloc((size_t)(size - offset) + 1);
+	if (!text)
+		return false;
+	n = pread(fd, text, (size_t)(size - offset), offset);
+	if (n <= 0)
+		return false;
+	text[n] = 0;
+
+	for (char *line = text; line && *line;) {
+		char *eol = strchr(line, '\n'), *msg;
+
+		if (eol)
+			*eol = 0;
+		msg = strstr(line, " ERROR ");
+		if (msg && (msg = strstr(msg, " - ")) && (msg = strstr(msg + 3, " - "))) {
+			snprintf(buf, len, "%s", msg + 3);
+			return true;
+		}
+		line = eol ? eol + 1 : NULL;
+	}
+	return false;
+}
+
+/* The log file of a container: its lxc.log.file, else LXCPATH/NAME/lxc.log (set in memory
+ * here, so the monitor forked by start() writes there). */
+static char *container_log_path(struct lxc_container *c, const char *lxcpath, const char *name)
+{
+	char buf[4096];
+	int n = c->get_config_item(c, "lxc.log.file", buf, sizeof(buf));
+	char *path;
+
+	if (n > 0 && (size_t)n < sizeof(buf))
+		return strdup(buf);
+	path = strf("%s/%s/lxc.log", lxcpath, name);
+	if (path && !c->set_config_item(c, "lxc.log.file", path)) {
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
+static void cgroup_leftovers_remove_in(const char *hierarchy, const char *name)
+{
+	static const char *const prefixes[] = {"lxc.monitor.", "lxc.payload."};
+
+	for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++) {
+		cleanup_free char *p = strf("%s/%s%s", hierarchy, prefixes[i], name);
+
+		if (p)
+			(void)rmdir(p);
+	}
+}
+
+/* liblxc leaves its empty lxc.monitor.NAME cgroups behind when a start fails early (missing
+ * rootfs, say), and the next start then uses lxc.monitor.NAME-1, -2, ... Remove those and an
+ * empty lxc.payload.NAME at the root of each hierarchy, where liblxc creates them: the unified
+ * one at /sys/fs/cgroup and the v1 ones below it. rmdir cannot remove a cgroup that still has
+ * processes. The "-N" variants are left alone: they may belong to a container named NAME-N.
+ * Call only when the container is stopped. */
+static void cgroup_leftovers_remove(const char *name)
+{
+	DIR *d = opendir("/sys/fs/cgroup");
+	struct dirent *de;
+
+	cgroup_leftovers_remove_in("/sys/fs/cgroup", name);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		cleanup_free char *p = NULL;
+
+		if (de->d_type != DT_DIR || de->d_name[0] == '.' || startswith(de->d_name, "lxc."))
+			continue;
+		p = strf("/sys/fs/cgroup/%s", de->d_name);
+		if (p)
+			cgroup_leftovers_remove_in(p, name);
+	}
+	closedir(d);
+}
+
+int runtime_start(const char *lxcpath, const char *name, int timeout_sec, char *errbuf,
+		  size_t errlen)
+{
+	cleanup_container struct lxc_container *c = NULL;
+	cleanup_free char *log_path = NULL;
+	int64_t deadline;
+	off_t log_offset;
+	pid_t pid;
+	int r, status;
+
+	r = container_open(lxcpath, name, &c, errbuf, errlen);
+	if (r < 0)
+		return r;
+	if (c->is_running(c))
+		return errf(errbuf, errlen, -EALREADY, "Container '%s' is already running", name);
+	if (timeout_sec <= 0)
+		timeout_sec = RUNTIME_START_TIMEOUT_SEC;
+	deadline = now_msec() + (int64_t)timeout_sec * 1000;
+
+	log_path = container_log_path(c, lxcpath, name);
+	log_offset = log_path ? file_size(log_path) : 0;
+
+	/* start() moves its caller into lxc.monitor.<name> cgroups and forks the monitor from it:
+	 * do it in a throw-away child (feasibility §1). With daemonize, start() returns once the
+	 * container is RUNNING or has failed, and the monitor closes every inherited fd. */
+	pid = fork();
+	if (pid < 0)
+		return errf(errbuf, errlen, -errno, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		c->want_daemonize(c, true);
+		c->want_close_all_fds(c, true);
+		_exit(c->start(c, 0, NULL) ? EXIT_SUCCESS : EXIT_FAILURE);
+	}
+
+	r = wait_child(pid, deadline - now_msec(), &status);
+	if (r == -ETIMEDOUT) {
+		kill(pid, SIGKILL);
+		(void)wait_child(pid, RUNTIME_KILL_TIMEOUT_SEC * 1000, &status);
+		if (c->is_running(c) && c->stop(c))
+			(void)c->wait(c, "STOPPED", RUNTIME_KILL_TIMEOUT_SEC);
+		if (!c->is_running(c))
+			cgroup_leftovers_remove(name);
+		return errf(errbuf, errlen, -ETIMEDOUT, "Container '%s' did not start within %d s",
+			    name, timeout_sec);
+	}
+	if (r < 0)
+		return errf(errbuf, errlen, r, "waitpid: %s", strerror(-r));
+
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		int64_t left_ms = deadline - now_msec();
+		int left = (int)((left_ms + 999) / 1000);
+
+		if (c->wait(c, "RUNNING", left > 0 ? left : 1))
+			return 0;
+	}
+
+	if (!c->is_running(c))
+		cgroup_leftovers_remove(name);
+	if (errbuf && errlen > 0) {
+		char cause[512];
+
+		if (log_path && log_first_error(log_path, log_offset, cause, sizeof(cause)))
+			errf(errbuf, errlen, 0, "Failed to start container '%s': %s", name, cause);
+		else
+			errf(errbuf, errlen, 0, "Failed to start container '%s' (see %s)", name,
+			     log_path ? log_path : "its lxc.log.file");
+	}
+	return -EIO;
+}
+
+int runtime_stop(const char *lxcpath, const char *name, int timeout_sec, char *errbuf,
+		 size_t errlen)
+{
+	cleanup_container struct lxc_container *c = NULL;
+	int r;
+
+	r = container_open(lxcpath, name, &c, errbuf, errlen);
+	if (r < 0)
+		return r;
+	if (!c->is_running(c))
+		return 0;
+
+	/* shutdown(c, 0) would only send the signal and report success at once */
+	if (timeout_sec > 0) {
+		/* a frozen init cannot handle lxc.signal.halt */
+		if (state_from_lxc(c->state(c)) == RUNTIME_FROZEN)
+			(void)c->unfreeze(c);
+		if (c->shutdown(c, timeout_sec))
+			return 0;
+	}
+
+	/* SIGKILL to init (liblxc thaws a frozen container), then wait for the monitor to see it */
+	if (!c->stop(c) && c->is_running(c))
+		return errf(errbuf, errlen, -EIO, "Failed to stop container '%s'", name);
+	if (!c->wait(c, "STOPPED", RUNTIME_KILL_TIMEOUT_SEC))
+		return errf(errbuf, errlen, -ETIMEDOUT, "Container '%s' did not stop within %d s",
+			    name, RUNTIME_KILL_TIMEOUT_SEC);
+	return 0;
+}
+
+int runtime_freeze(const char *lxcpath, const char *name, char *errbuf, size_t errlen)
+{
+	cleanup_container struct lxc_container *c = NULL;
+	int r;
+
+	r = container_open(lxcpath, name, &c, errbuf, errlen);
+	if (r < 0)
+		return r;
+	if (!c->is_running(c))
+		return errf(errbuf, errlen, -ESRCH, "Container '%s' is not running", name);
+	if (!c->freeze(c))
+		return errf(errbuf, errlen, -EIO, "Failed to freeze container '%s'", name);
+	return 0;
+}
+
+int runtime_unfreeze(const char *lxcpath, const char *name, char *errbuf, size_t errlen)
+{
+	cleanup_container struct lxc_container *c = NULL;
+	int r;
+
+	r = container_open(lxcpath, name, &c, errbuf, errlen);
+	if (r < 0)
+		return r;
+	if (!c->is_running(c))
+		return errf(errbuf, errlen, -ESRCH, "Container '%s' is not running", name);
+	if (!c->unfreeze(c))
+		return errf(errbuf, errlen, -EIO, "Failed to unfreeze container '%s'", name);
+	return 0;
+}
+
+/* While runtime_exec waits, termination signals sent to the caller go to the command. */
+static volatile sig_atomic_t exec_pid;
+static volatile sig_atomic_t exec_pending_signal;
+static const int exec_forwarded_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+
+static void exec_forward_signal(int sig)
+{
+	int saved = errno;
+
+	if (exec_pid > 0)
+		kill((pid_t)exec_pid, sig);
+	else
+		exec_pending_signal = sig;
+	errno = saved;
+}
+
+int runtime_exec(const char *lxcpath, const char *name, char *const argv[], char *const env[],
+		 const char *cwd, int fd_in, int fd_out, int fd_err, int *ret_status, char *errbuf,
+		 size_t errlen)
+{
+	cleanup_container struct lxc_container *c = NULL;
+	cleanup_free char **envv = NULL;
+	struct sigaction old[ARRAY_SIZE(exec_forwarded_signals)];
+	struct sigaction sa = {.sa_handler = exec_forward_signal};
+	lxc_attach_options_t opts = LXC_ATTACH_OPTIONS_DEFAULT;
+	lxc_attach_command_t cmd;
+	size_t n_env = 0;
+	bool has_path = false;
+	pid_t pid = -1;
+	int r, status;
+
+	if (!argv || !argv[0] || !*argv[0])
+		return errf(errbuf, errlen, -EINVAL, "No command given");
+	for (; env && env[n_env]; n_env++) {
+		if (!strchr(env[n_env], '=') || env[n_env][0] == '=')
+			return errf(errbuf, errlen, -EINVAL, "Invalid environment entry '%s'",
+				    env[n_env]);
+		if (startswith(env[n_env], "PATH="))
+			has_path = true;
+	}
+	r = container_open(lxcpath, name, &c, errbuf, errlen);
+	if (r < 0)
+		return r;
+	if (!c->is_running(c))
+		return errf(errbuf, errlen, -ESRCH, "Container '%s' is not running", name);
+	/* the command would start frozen and block the caller until a thaw */
+	if (state_from_lxc(c->state(c)) == RUNTIME_FROZEN)
+		return errf(errbuf, errlen, -EBUSY, "Container '%s' is frozen", name);
+
+	envv = calloc(n_env + 2, sizeof(char *));
+	if (!envv)
+		return errf(errbuf, errlen, -ENOMEM, "Out of memory");
+	for (size_t i = 0; i < n_env; i++)
+		envv[i] = env[i];
+	if (!has_path)
+		envv[n_env] = (char *)RUNTIME_DEFAULT_PATH;
+
+	/* LXC_ATTACH_DEFAULT includes LXC_ATTACH_LSM: without it the seccomp filter would not
+	 * apply to the command (feasibility §3). */
+	opts.attach_flags = LXC_ATTACH_DEFAULT;
+	opts.env_policy = LXC_ATTACH_CLEAR_ENV;
+	opts.extra_env_vars = envv;
+	opts.initial_cwd = (char *)(cwd ? cwd : "/");
+	opts.stdin_fd = fd_in;
+	opts.stdout_fd = fd_out;
+	opts.stderr_fd = fd_err;
+	cmd.program = argv[0];
+	cmd.argv = (char **)argv;
+
+	exec_pid = 0;
+	exec_pending_signal = 0;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < ARRAY_SIZE(exec_forwarded_signals); i++)
+		sigaction(exec_forwarded_signals[i], &sa, &old[i]);
+
+	/* The attached process is our child (liblxc forks it with CLONE_PARENT). */
+	r = c->attach(c, lxc_attach_run_command, &cmd, &opts, &pid);
+	if (r < 0 || pid <= 0) {
+		r = errf(errbuf, errlen, -EIO, "Failed to attach to container '%s'", name);
+	} else {
+		exec_pid = pid;
+		if (exec_pending_signal)
+			kill(pid, exec_pending_signal);
+		for (;;) {
+			if (waitpid(pid, &status, 0) >= 0) {
+				r = 0;
+				break;
+			}
+			if (errno != EINTR) {
+				r = errf(errbuf, errlen, -errno, "waitpid: %s", strerror(errno));
+				break;
+			}
+		}
+	}
+
+	exec_pid = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(exec_forwarded_signals); i++)
+		sigaction(exec_forwarded_signals[i], &old[i], NULL);
+	if (r < 0)
+		return r;
+
+	if (WIFEXITED(status))
+		*ret_status = WEXITSTATUS(status);
+	else if (WIFSIGNALED(status))
+		*ret_status = 128 + WTERMSIG(status);
+	else
+		*ret_status = 255;
+	return 0;
+}

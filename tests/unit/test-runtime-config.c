@@ -1,0 +1,340 @@
+/* Unit tests of runtime-config.c: the liblxc config renderer (table-driven over cgroup v1/v2
+ * hosts, privileged/unprivileged, with and without AppArmor and limits, and injection attempts),
+ * the default seccomp profile text, and runtime_config_write into a temporary directory. No root,
+ * no liblxc calls. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "basic-fs.h"
+#include "basic-macro.h"
+#include "basic-string.h"
+#include "runtime.h"
+
+#define V1                                                                                         \
+	{                                                                                          \
+		.cgroup_version = 1, .apparmor = false, .ncpus = 4                                 \
+	}
+#define V2                                                                                         \
+	{                                                                                          \
+		.cgroup_version = 2, .apparmor = false, .ncpus = 4                                 \
+	}
+#define V1_AA                                                                                      \
+	{                                                                                          \
+		.cgroup_version = 1, .apparmor = true, .ncpus = 4                                  \
+	}
+#define V2_AA                                                                                      \
+	{                                                                                          \
+		.cgroup_version = 2, .apparmor = true, .ncpus = 4                                  \
+	}
+
+#define UNPRIV .privileged = false, .idmap_base = 100000, .idmap_size = 65536
+#define LIMITS .memory_bytes = 67108864, .cpuset = "0-1", .cpu_count = 2, .processes = 100
+
+#define LINES(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+struct render_case {
+	const char *what;
+	struct runtime_host host;
+	struct runtime_spec spec;
+	const char *const *lines; /* each must be a whole line of the output */
+	const char *const *absent; /* none of these may occur anywhere */
+};
+
+/* Lines every rendered config has, whatever the host and spec. */
+static const char *const common_lines[] = {
+	"lxc.uts.name = c1",
+	"lxc.rootfs.path = dir:/var/lib/kiva/storage/c1/rootfs",
+	"lxc.autodev = 1",
+	"lxc.pty.max = 1024",
+	"lxc.tty.max = 0",
+	"lxc.console.path = none",
+	"lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed:force",
+	"lxc.net.0.type = empty",
+	"lxc.signal.halt = SIGPWR",
+	NULL,
+};
+
+#define ROOTFS "/var/lib/kiva/storage/c1/rootfs"
+
+static const struct render_case render_cases[] = {
+	{
+		.what = "v1 privileged, no limits, no apparmor",
+		.host = V1,
+		.spec = {.name = "c1", .rootfs = ROOTFS, .privileged = true},
+		.lines =
+			LINES("lxc.cap.drop = mac_admin mac_override sys_module sys_rawio sys_time",
+			      "lxc.cgroup.devices.deny = a", "lxc.cgroup.devices.allow = c 1:3 rwm",
+			      "lxc.cgroup.devices.allow = c 136:* rwm"),
+		.absent = LINES("lxc.idmap", "lxc.apparmor", "lxc.cgroup2.", "lxc.include",
+				"limit_in_bytes", "cpuset", "cfs_", "pids.max", "lxc.seccomp",
+				"lxc.log"),
+	},
+	{
+		.what = "v1 unprivileged, all limits, seccomp, log",
+		.host = V1,
+		.spec = {.name = "c1",
+			 .rootfs = ROOTFS,
+			 .log_path = "/var/log/kiva/c1.log",
+			 .seccomp_profile = "/var/lib/kiva/seccomp/default",
+			 LIMITS,
+			 UNPRIV},
+		.lines = LINES("lxc.idmap = u 0 100000 65536", "lxc.idmap = g 0 100000 65536",
+			       "lxc.cgroup.memory.limit_in_bytes = 67108864",
+			       "lxc.cgroup.cpuset.cpus = 0-1",
+			       "lxc.cgroup.cpu.cfs_period_us = 100000",
+			       "lxc.cgroup.cpu.cfs_quota_us = 200000", "lxc.cgroup.pids.max = 100",
+			       "lxc.seccomp.profile = /var/lib/kiva/seccomp/default",
+			       "lxc.log.file = /var/log/kiva/c1.log", "lxc.log.level = ERROR",
+			       "lxc.cgroup.devices.deny = a"),
+		.absent = LINES("lxc.cap.drop", "lxc.apparmor", "lxc.cgroup2.", "memsw"),
+	},
+	{
+		.what = "v1 unprivileged with apparmor",
+		.host = V1_AA,
+		.spec = {.name = "c1", .rootfs = ROOTFS, UNPRIV},
+		.lines = LINES("lxc.apparmor.profile = generated", "lxc.apparmor.allow_nesting = 0",
+			       "lxc.idmap = u 0 100000 65536"),
+		.absent = LINES("lxc.cgroup2.", "lxc.cap.drop", "limit_in_bytes"),
+	},
+	{
+		.what = "v1 only a memory limit",
+		.host = V1,
+		.spec = {.name = "c1", .rootfs = ROOTFS, .memory_bytes = 1073741824, UNPRIV},
+		.lines = LINES("lxc.cgroup.memory.limit_in_bytes = 1073741824"),
+		.absent = LINES("cpuset", "cfs_", "pids.max", "lxc.cgroup2."),
+	},
+	{
+		.what = "v2 unprivileged, all limits",
+		.host = V2,
+		.spec = {.name = "c1", .rootfs = ROOTFS, LIMITS, UNPRIV},
+		.lines = LINES("lxc.cgroup2.memory.max = 67108864", "lxc.cgroup2.cpuset.cpus = 0-1",
+			       "lxc.cgroup2.cpu.max = 200000 100000", "lxc.cgroup2.pids.max = 100",
+			       "lxc.cgroup2.devices.deny = a",
+			       "lxc.cgroup2.devices.allow = c 1:9 rwm",
+			       "lxc.idmap = g 0 100000 65536"),
+		.absent = LINES("lxc.cgroup.", "lxc.apparmor", "lxc.cap.drop", "lxc.log",
+				"lxc.seccomp"),
+	},
+	{
+		.what = "v2 privileged with apparmor, no limits",
+		.host = V2_AA,
+		.spec = {.name = "c1", .rootfs = ROOTFS, .privileged = true},
+		.lines = LINES(
+			"lxc.apparmor.profile = generated", "lxc.apparmor.allow_nesting = 0",
+			"lxc.cap.drop = mac_admin mac_override sys_module sys_rawio sys_time"),
+		.absent = LINES("lxc.idmap", "lxc.cgroup.", "memory.max", "cpu.max", "pids.max",
+				"cpuset"),
+	},
+	{
+		.what = "v2 one cpu, processes only",
+		.host = V2,
+		.spec = {.name = "c1", .rootfs = ROOTFS, .cpu_count = 1, .processes = 5, UNPRIV},
+		.lines = LINES("lxc.cgroup2.cpu.max = 100000 100000", "lxc.cgroup2.pids.max = 5"),
+		.absent = LINES("memory.max", "cpuset"),
+	},
+};
+
+static bool has_line(const char *text, const char *line)
+{
+	size_t len = strlen(line);
+
+	for (const char *p = text; (p = strstr(p, line)); p++)
+		if ((p == text || p[-1] == '\n') && p[len] == '\n')
+			return true;
+	return false;
+}
+
+/* Every line is a comment or "lxc.<key> = <value>" with a non-empty value. */
+static void assert_well_formed(const char *text)
+{
+	cleanup_free char *copy = strdup(text);
+	char *save = NULL;
+
+	assert_non_null(copy);
+	assert_int_equal(text[strlen(text) - 1], '\n');
+	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		const char *eq = strstr(line, " = ");
+
+		if (line[0] == '#')
+			continue;
+		if (!startswith(line, "lxc.") || !eq || !eq[3] ||
+		    strspn(line, "abcdefghijklmnopqrstuvwxyz0123456789._") != (size_t)(eq - line))
+			fail_msg("malformed line '%s'", line);
+	}
+}
+
+static void test_render_table(void **state)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(render_cases); i++) {
+		const struct render_case *tc = &render_cases[i];
+		cleanup_free char *text = NULL;
+
+		print_message("# case: %s\n", tc->what);
+		assert_int_equal(runtime_config_render(&tc->host, &tc->spec, &text), 0);
+		assert_non_null(text);
+		assert_well_formed(text);
+		for (const char *const *l = common_lines; *l; l++)
+			if (!has_line(text, *l))
+				fail_msg("case '%s': missing line '%s' in:\n%s", tc->what, *l,
+					 text);
+		for (const char *const *l = tc->lines; *l; l++)
+			if (!has_line(text, *l))
+				fail_msg("case '%s': missing line '%s' in:\n%s", tc->what, *l,
+					 text);
+		for (const char *const *a = tc->absent; *a; a++)
+			if (strstr(text, *a))
+				fail_msg("case '%s': unexpected '%s' in:\n%s", tc->what, *a, text);
+	}
+}
+
+struct invalid_case {
+	const char *what;
+	struct runtime_host host;
+	struct runtime_spec spec;
+};
+
+static const struct invalid_case invalid_cases[] = {
+	{"newline in name", V1, {.name = "c1\nlxc.cap.drop =", .rootfs = ROOTFS, UNPRIV}},
+	{"carriage return in name", V1, {.name = "c1\r", .rootfs = ROOTFS, UNPRIV}},
+	{"slash in name", V1, {.name = "a/b", .rootfs = ROOTFS, UNPRIV}},
+	{"dot-dot name", V1, {.name = "..", .rootfs = ROOTFS, UNPRIV}},
+	{"empty name", V1, {.name = "", .rootfs = ROOTFS, UNPRIV}},
+	{"no name", V1, {.rootfs = ROOTFS, UNPRIV}},
+	{"newline in rootfs", V1, {.name = "c1", .rootfs = "/r\nlxc.idmap = u 0 0 1", UNPRIV}},
+	{"relative rootfs", V1, {.name = "c1", .rootfs = "rootfs", UNPRIV}},
+	{"rootfs with trailing blank", V1, {.name = "c1", .rootfs = "/rootfs ", UNPRIV}},
+	{"no rootfs", V1, {.name = "c1", UNPRIV}},
+	{"newline in log path", V1, {.name = "c1", .rootfs = ROOTFS, .log_path = "/l\nx", UNPRIV}},
+	{"relative log path", V1, {.name = "c1", .rootfs = ROOTFS, .log_path = "c1.log", UNPRIV}},
+	{"newline in seccomp path",
+	 V2,
+	 {.name = "c1", .rootfs = ROOTFS, .seccomp_profile = "/s\n", UNPRIV}},
+	{"newline in cpuset",
+	 V1,
+	 {.name = "c1", .rootfs = ROOTFS, .cpuset = "0\nlxc.x = 1", UNPRIV}},
+	{"cpuset with letters", V2, {.name = "c1", .rootfs = ROOTFS, .cpuset = "all", UNPRIV}},
+	{"negative processes", V1, {.name = "c1", .rootfs = ROOTFS, .processes = -1, UNPRIV}},
+	{"unprivileged, idmap size 0",
+	 V1,
+	 {.name = "c1", .rootfs = ROOTFS, .idmap_base = 100000, .idmap_size = 0}},
+	{"unprivileged, idmap base 0",
+	 V1,
+	 {.name = "c1", .rootfs = ROOTFS, .idmap_base = 0, .idmap_size = 65536}},
+	{"idmap past 2^32",
+	 V1,
+	 {.name = "c1", .rootfs = ROOTFS, .idmap_base = 4294967295u, .idmap_size = 2}},
+	{"unknown cgroup version",
+	 {.cgroup_version = 3},
+	 {.name = "c1", .rootfs = ROOTFS, .privileged = true}},
+};
+
+static void test_render_invalid(void **state)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(invalid_cases); i++) {
+		const struct invalid_case *tc = &invalid_cases[i];
+		char *text = (char *)"untouched";
+
+		print_message("# case: %s\n", tc->what);
+		assert_int_equal(runtime_config_render(&tc->host, &tc->spec, &text), -EINVAL);
+		assert_string_equal(text, "untouched");
+	}
+}
+
+static void test_render_privileged_ignores_idmap(void **state)
+{
+	const struct runtime_host host = V1;
+	const struct runtime_spec spec = {.name = "c1", .rootfs = ROOTFS, .privileged = true};
+	cleanup_free char *text = NULL;
+
+	/* idmap_base/size 0 are fine when no user namespace is used */
+	assert_int_equal(runtime_config_render(&host, &spec, &text), 0);
+	assert_null(strstr(text, "lxc.idmap"));
+}
+
+static void test_seccomp_default(void **state)
+{
+	const char *p = runtime_seccomp_default();
+	static const char *const denied[] = {
+		"kexec_load errno 1",	"kexec_file_load errno 1", "init_module errno 1",
+		"finit_module errno 1", "delete_module errno 1",   "open_by_handle_at errno 1",
+		"bpf errno 1",		"keyctl errno 38",	   "add_key errno 38",
+		"request_key errno 38", "reject_force_umount",	   "[all]",
+	};
+
+	assert_non_null(p);
+	assert_true(startswith(p, "2\ndenylist\n"));
+	assert_int_equal(p[strlen(p) - 1], '\n');
+	for (size_t i = 0; i < ARRAY_SIZE(denied); i++)
+		if (!has_line(p, denied[i]))
+			fail_msg("seccomp profile lacks '%s'", denied[i]);
+	/* things busybox and ordinary software need stay allowed */
+	assert_null(strstr(p, "allowlist"));
+	assert_null(strstr(p, "umount2"));
+	assert_null(strstr(p, "mount "));
+	assert_null(strstr(p, "kill"));
+	assert_ptr_equal(runtime_seccomp_default(), p);
+}
+
+static void test_config_write(void **state)
+{
+	char tmp[] = "/tmp/test-runtime-config.XXXXXX";
+	cleanup_free char *path = NULL, *back = NULL;
+	struct stat st;
+
+	assert_non_null(mkdtemp(tmp));
+	assert_int_equal(runtime_config_write(tmp, "c1", "lxc.uts.name = c1\n"), 0);
+	path = strf("%s/c1/config", tmp);
+	assert_non_null(path);
+	assert_int_equal(read_file(path, 4096, &back, NULL), 0);
+	assert_string_equal(back, "lxc.uts.name = c1\n");
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0644);
+
+	/* rewriting replaces the whole file */
+	assert_int_equal(runtime_config_write(tmp, "c1", "lxc.uts.name = c2\n"), 0);
+	free(back);
+	back = NULL;
+	assert_int_equal(read_file(path, 4096, &back, NULL), 0);
+	assert_string_equal(back, "lxc.uts.name = c2\n");
+
+	assert_int_equal(runtime_config_write(tmp, "../escape", "x"), -EINVAL);
+	assert_int_equal(runtime_config_write(tmp, "a\nb", "x"), -EINVAL);
+	assert_int_equal(runtime_config_write("relative", "c1", "x"), -EINVAL);
+	assert_int_equal(rm_rf(tmp), 0);
+}
+
+static void test_host_probe(void **state)
+{
+	struct runtime_host h = {.cgroup_version = 99};
+	int r = runtime_host_probe(&h);
+
+	if (r < 0)
+		skip(); /* no /sys/fs/cgroup in this build environment */
+	assert_true(h.cgroup_version == 1 || h.cgroup_version == 2);
+	assert_true(h.ncpus >= 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_render_table),
+		cmocka_unit_test(test_render_invalid),
+		cmocka_unit_test(test_render_privileged_ignores_idmap),
+		cmocka_unit_test(test_seccomp_default),
+		cmocka_unit_test(test_config_write),
+		cmocka_unit_test(test_host_probe),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
