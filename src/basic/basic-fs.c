@@ -52,7 +52,7 @@ int read_file(const char *path, size_t max_bytes, char **ret, size_t *ret_len)
 		if (len == cap) {
 			char *nb;
 
-			if (cap >= max_bytes)
+			if (cap > max_bytes)
 				return -EFBIG;
 			cap *= 2;
 			nb = realloc(buf, cap + 1);

@@ -65,7 +65,7 @@ int parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret)
 	char *end;
 	long long v;
 
-	if (!s || !*s)
+	if (!s || !(*s == '-' || (*s >= '0' && *s <= '9')))
 		return -EINVAL;
 	errno = 0;
 	v = strtoll(s, &end, 10);
