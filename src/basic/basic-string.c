@@ -1,7 +1,6 @@
 /* String helpers shared by daemon and CLI. */
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,57 +82,59 @@ int parse_size_bytes(const char *s, uint64_t *ret)
 {
 	static const struct {
 		const char *suffix;
-		double mult;
+		uint64_t mult;
 	} units[] = {
 		{"", 1},
 		{"B", 1},
-		{"kB", 1e3},
-		{"KB", 1e3},
-		{"MB", 1e6},
-		{"GB", 1e9},
-		{"TB", 1e12},
-		{"PB", 1e15},
-		{"KiB", 1024.0},
-		{"MiB", 1048576.0},
-		{"GiB", 1073741824.0},
-		{"TiB", 1099511627776.0},
-		{"PiB", 1125899906842624.0},
+		{"kB", 1000ULL},
+		{"KB", 1000ULL},
+		{"MB", 1000000ULL},
+		{"GB", 1000000000ULL},
+		{"TB", 1000000000000ULL},
+		{"PB", 1000000000000000ULL},
+		{"KiB", 1ULL << 10},
+		{"MiB", 1ULL << 20},
+		{"GiB", 1ULL << 30},
+		{"TiB", 1ULL << 40},
+		{"PiB", 1ULL << 50},
 	};
+	uint64_t whole = 0, frac = 0, frac_div = 1;
 	const char *p = s;
-	double v;
+	bool has_frac = false;
 
-	if (!s || !*s)
+	if (!s || !(*p >= '0' && *p <= '9'))
 		return -EINVAL;
-	/* digits with at most one dot */
-	if (!(*p >= '0' && *p <= '9'))
-		return -EINVAL;
-	while ((*p >= '0' && *p <= '9') || *p == '.')
-		p++;
-	{
-		char num[64];
-		char *end;
-		size_t len = (size_t)(p - s);
-
-		if (len >= sizeof(num))
+	for (; *p >= '0' && *p <= '9'; p++)
+		if (__builtin_mul_overflow(whole, 10, &whole) ||
+		    __builtin_add_overflow(whole, (uint64_t)(*p - '0'), &whole))
 			return -ERANGE;
-		memcpy(num, s, len);
-		num[len] = 0;
-		errno = 0;
-		v = strtod(num, &end);
-		if (*end || errno)
+	if (*p == '.') {
+		p++;
+		has_frac = true;
+		if (!(*p >= '0' && *p <= '9'))
 			return -EINVAL;
+		for (; *p >= '0' && *p <= '9'; p++) {
+			if (frac_div >= 1000000000000000000ULL)
+				continue; /* beyond 18 digits: ignore */
+			frac = frac * 10 + (uint64_t)(*p - '0');
+			frac_div *= 10;
+		}
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
-		if (strcmp(p, units[i].suffix) == 0) {
-			double bytes = v * units[i].mult;
+		uint64_t bytes, part;
 
-			if (bytes >= 1.8e19)
-				return -ERANGE;
-			if (units[i].mult == 1 && floor(v) != v)
-				return -EINVAL;
-			*ret = (uint64_t)bytes;
-			return 0;
-		}
+		if (strcmp(p, units[i].suffix) != 0)
+			continue;
+		if (has_frac && units[i].mult == 1)
+			return -EINVAL;
+		if (__builtin_mul_overflow(whole, units[i].mult, &bytes))
+			return -ERANGE;
+		/* frac/frac_div of a unit, exact for the units above (mult <= 2^50) */
+		part = (uint64_t)((unsigned __int128)frac * units[i].mult / frac_div);
+		if (__builtin_add_overflow(bytes, part, &bytes))
+			return -ERANGE;
+		*ret = bytes;
+		return 0;
 	}
 	return -EINVAL;
 }

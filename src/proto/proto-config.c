@@ -3,11 +3,27 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "basic-string.h"
 #include "proto-config.h"
 
 enum key_kind { KEY_BOOL, KEY_STRING, KEY_MEMORY, KEY_CPU, KEY_POSINT };
+
+int proto_bool_parse(const char *s, bool *ret)
+{
+	static const char *const yes[] = {"true", "yes", "on", "1"};
+	static const char *const no[] = {"false", "no", "off", "0"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+		if (strcasecmp(s, yes[i]) == 0 || strcasecmp(s, no[i]) == 0) {
+			if (ret)
+				*ret = strcasecmp(s, yes[i]) == 0;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
 
 static const struct {
 	const char *name;
@@ -106,20 +122,19 @@ static int validate_cpu(const char *key, const char *value, const struct proto_h
 	int r;
 
 	if (!strpbrk(value, ",-")) {
-		r = parse_int64(value, 1, PROTO_CPU_MAX, &n);
-		if (r == -ERANGE || (r == 0 && n < 1))
-			return kiva_error_set(reterr, -EINVAL,
-			                      "Invalid value for %s '%s': must be at least 1", key, value);
-		if (r < 0)
+		r = parse_int64(value, INT64_MIN, INT64_MAX, &n);
+		if (r == -EINVAL)
 			return kiva_error_set(reterr, -EINVAL,
 			                      "Invalid value for %s '%s': expected a CPU count (\"2\") or "
 			                      "a CPU list (\"0-1,3\")",
 			                      key, value);
-		if ((unsigned)n > ncpus)
+		if (r == 0 && n < 1)
 			return kiva_error_set(reterr, -EINVAL,
-			                      "Invalid value for %s '%s': needs %" PRId64
-			                      " CPUs, host has %u",
-			                      key, value, n, ncpus);
+			                      "Invalid value for %s '%s': must be at least 1", key, value);
+		if (r == -ERANGE || (uint64_t)n > ncpus)
+			return kiva_error_set(reterr, -EINVAL,
+			                      "Invalid value for %s '%s': needs %s CPUs, host has %u", key,
+			                      value, value, ncpus);
 		return 0;
 	}
 	r = proto_cpuset_parse(value, bitmap, PROTO_CPU_MAX, &count);
@@ -155,10 +170,10 @@ int proto_config_validate_key(const char *key, const char *value, const struct p
 			return 0;
 		switch (known_keys[i].kind) {
 		case KEY_BOOL:
-			if (streq(value, "true") || streq(value, "false"))
+			if (proto_bool_parse(value, NULL) == 0)
 				return 0;
 			return kiva_error_set(reterr, -EINVAL,
-			                      "Invalid value for %s '%s': expected true or false", key,
+			                      "Invalid value for %s '%s': expected true or false (or yes/no, on/off, 1/0)", key,
 			                      value);
 		case KEY_STRING:
 			return 0;

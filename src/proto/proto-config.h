@@ -25,6 +25,9 @@ struct proto_limits {
 	int64_t processes;     /* 0 = unlimited */
 };
 
+/* Parses a boolean as LXD does: true/false, yes/no, on/off, 1/0, any case. */
+int proto_bool_parse(const char *s, bool *ret);
+
 /* Validates one key=value. value NULL means "unset" (always fine for known keys).
  * Returns 0 or -EINVAL with a message that names the key and says what is wrong. */
 int proto_config_validate_key(const char *key, const char *value, const struct proto_host *host,

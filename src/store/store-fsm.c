@@ -8,6 +8,7 @@
  * Anything else, or a malformed command, is refused and changes nothing (Raft §5.3: every node
  * applies the same entries in the same order, so refusal must be deterministic too). */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,10 +37,17 @@ static json_t *section(struct store_fsm *fsm, const char *name)
 	return json_object_get(fsm->state, name);
 }
 
-static int fail(char *errbuf, size_t errlen, int code, const char *msg, const char *arg)
+static int fail(char *errbuf, size_t errlen, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int fail(char *errbuf, size_t errlen, int code, const char *fmt, ...)
 {
-	if (errbuf && errlen)
-		snprintf(errbuf, errlen, msg, arg ? arg : "");
+	va_list ap;
+
+	if (errbuf && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(errbuf, errlen, fmt, ap);
+		va_end(ap);
+	}
 	return code;
 }
 
@@ -51,7 +59,7 @@ static int put_keyed(json_t *sect, const json_t *obj, const char *keyname, char 
 	if (!json_is_object(obj) || !key || !*key)
 		return fail(errbuf, errlen, -EINVAL, "command object has no '%s'", keyname);
 	if (json_object_set_new(sect, key, json_deep_copy(obj)) < 0)
-		return fail(errbuf, errlen, -ENOMEM, "out of memory", NULL);
+		return fail(errbuf, errlen, -ENOMEM, "out of memory");
 	return 0;
 }
 
@@ -65,7 +73,7 @@ int store_fsm_apply(struct store_fsm *fsm, const char *buf, size_t len, char *er
 
 	cmd = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!json_is_object(cmd))
-		return fail(errbuf, errlen, -EINVAL, "malformed command%s", NULL);
+		return fail(errbuf, errlen, -EINVAL, "malformed command");
 	op = json_get_str(cmd, "op", "");
 
 	if (streq(op, "instance.put")) {
@@ -73,7 +81,9 @@ int store_fsm_apply(struct store_fsm *fsm, const char *buf, size_t len, char *er
 		              errbuf, errlen);
 	} else if (streq(op, "instance.delete")) {
 		name = json_get_str(cmd, "name", NULL);
-		if (!name || json_object_del(section(fsm, "instances"), name) < 0)
+		if (!name)
+			return fail(errbuf, errlen, -EINVAL, "command has no 'name'");
+		if (json_object_del(section(fsm, "instances"), name) < 0)
 			return fail(errbuf, errlen, -ENOENT, "Instance '%s' not found", name);
 		r = 0;
 	} else if (streq(op, "image.put")) {
@@ -85,7 +95,9 @@ int store_fsm_apply(struct store_fsm *fsm, const char *buf, size_t len, char *er
 		void *tmp;
 
 		name = json_get_str(cmd, "fingerprint", NULL);
-		if (!name || json_object_del(section(fsm, "images"), name) < 0)
+		if (!name)
+			return fail(errbuf, errlen, -EINVAL, "command has no 'fingerprint'");
+		if (json_object_del(section(fsm, "images"), name) < 0)
 			return fail(errbuf, errlen, -ENOENT, "Image '%s' not found", name);
 		json_object_foreach_safe(aliases, tmp, key, alias) {
 			if (streq(json_get_str(alias, "target", ""), name))
@@ -96,12 +108,16 @@ int store_fsm_apply(struct store_fsm *fsm, const char *buf, size_t len, char *er
 		const json_t *alias = json_object_get(cmd, "alias");
 		const char *target = json_get_str(alias, "target", NULL);
 
-		if (!target || !json_object_get(section(fsm, "images"), target))
+		if (!target)
+			return fail(errbuf, errlen, -EINVAL, "command has no 'target'");
+		if (!json_object_get(section(fsm, "images"), target))
 			return fail(errbuf, errlen, -ENOENT, "Image '%s' not found", target);
 		r = put_keyed(section(fsm, "aliases"), alias, "name", errbuf, errlen);
 	} else if (streq(op, "alias.delete")) {
 		name = json_get_str(cmd, "name", NULL);
-		if (!name || json_object_del(section(fsm, "aliases"), name) < 0)
+		if (!name)
+			return fail(errbuf, errlen, -EINVAL, "command has no 'name'");
+		if (json_object_del(section(fsm, "aliases"), name) < 0)
 			return fail(errbuf, errlen, -ENOENT, "Alias '%s' not found", name);
 		r = 0;
 	} else {

@@ -116,34 +116,26 @@ static void test_parse_size_bytes(void **state)
 	}
 }
 
-/* Sizes must be exact: 1.001kB is 1001 bytes and integers above 2^53 keep every digit. Today the
- * value goes through a double (src/basic/basic-string.c parse_size_bytes), so these lose one
- * unit. Until that is fixed the test accepts exactly that known error, prints a "# KNOWN BUG"
- * diagnostic, and still fails on any other result; once fixed it is a plain check. */
+/* Sizes must be exact: 1.001kB is 1001 bytes and integers above 2^53 keep every digit. */
 static void test_parse_size_bytes_exact(void **state)
 {
 	static const struct {
 		const char *in;
-		uint64_t want, known_bad;
+		uint64_t want;
 	} cases[] = {
-		{"1.001kB", 1001, 1000},
-		{"9007199254740993", 9007199254740993ULL, 9007199254740992ULL},
-		{"9007199254740993B", 9007199254740993ULL, 9007199254740992ULL},
-		{"18014398509481987", 18014398509481987ULL, 18014398509481988ULL},
+		{"1.001kB", 1001},
+		{"9007199254740993", 9007199254740993ULL},
+		{"9007199254740993B", 9007199254740993ULL},
+		{"18014398509481987", 18014398509481987ULL},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		uint64_t v = 0;
 
 		assert_int_equal(parse_size_bytes(cases[i].in, &v), 0);
-		if (v == cases[i].want)
-			continue;
-		if (v != cases[i].known_bad)
+		if (v != cases[i].want)
 			fail_msg("parse_size_bytes(\"%s\") = %" PRIu64 ", want %" PRIu64,
 				 cases[i].in, v, cases[i].want);
-		print_message("# KNOWN BUG parse_size_bytes(\"%s\") = %" PRIu64 ", want %" PRIu64
-			      "\n",
-			      cases[i].in, v, cases[i].want);
 	}
 }
 
@@ -589,10 +581,8 @@ static void test_mkdir_p(void **state)
 	assert_int_equal(mkdir_p(under_file, 0755), -ENOTDIR);
 }
 
-/* mkdir_p on an existing regular file must fail (-EEXIST or -ENOTDIR): callers go on to use the
- * path as a directory. Today it returns 0 (src/basic/basic-fs.c: the last mkdir() ignores EEXIST
- * without checking that the path is a directory). Until fixed the test accepts that one known
- * result with a "# KNOWN BUG" diagnostic, and checks the file was left alone either way. */
+/* mkdir_p on an existing regular file must fail (-ENOTDIR): callers go on to use the path as a
+ * directory. The file is left alone. */
 static void test_mkdir_p_on_file(void **state)
 {
 	struct fsdir *d = *state;
@@ -603,10 +593,7 @@ static void test_mkdir_p_on_file(void **state)
 
 	touch(file, "x");
 	r = mkdir_p(file, 0755);
-	if (r == 0)
-		print_message("# KNOWN BUG mkdir_p(\"<regular file>\") returned 0\n");
-	else
-		assert_true(r == -EEXIST || r == -ENOTDIR);
+	assert_int_equal(r, -ENOTDIR);
 	assert_int_equal(stat(file, &st), 0);
 	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(read_file(file, 10, &back, NULL), 0);
