@@ -321,6 +321,7 @@ static int apply_live_limits(struct api_ctx *ctx, const char *name, const json_t
 		{"limits.memory", "memory.limit_in_bytes", "memory.max"},
 		{"limits.processes", "pids.max", "pids.max"},
 		{"volatile.cpuset", "cpuset.cpus", "cpuset.cpus"},
+		{"limits.cpu", "cpu.cfs_quota_us", "cpu.max"},
 	};
 	bool v2 = ctx->host.cgroup_version == 2;
 	char values[ARRAY_SIZE(keys)][256];
@@ -345,6 +346,13 @@ static int apply_live_limits(struct api_ctx *ctx, const char *name, const json_t
 	if (!values[2][0])
 		snprintf(values[2], sizeof(values[2]), "0-%u",
 		         ctx->host.ncpus ? ctx->host.ncpus - 1 : 0);
+	/* CFS quota of N full CPUs per 100 ms period, as runtime-config.c renders it */
+	if (nl.cpu_count && v2)
+		snprintf(values[3], sizeof(values[3]), "%u 100000", nl.cpu_count * 100000);
+	else if (nl.cpu_count)
+		snprintf(values[3], sizeof(values[3]), "%u", nl.cpu_count * 100000);
+	else
+		snprintf(values[3], sizeof(values[3]), "%s", v2 ? "max 100000" : "-1");
 
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
 		const char *ov = json_get_str(old_config, keys[i].config_key, NULL);
