@@ -3,7 +3,7 @@ BUILD ?= build
 PREFIX ?= /usr/local
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps build install run check unit integration clean format bench
+.PHONY: all deps build install run check unit integration sanitize fuzz format-check clean format bench
 
 all: build
 
@@ -29,9 +29,30 @@ integration: install
 	python3 -m pytest -v tests/integration
 
 check: deps
+	$(MAKE) format-check
 	$(MAKE) build MESON_ARGS="--werror"
 	$(MAKE) unit
+	$(MAKE) sanitize
 	$(MAKE) integration
+
+# unit tests and fuzz-corpus replays again under ASan + UBSan
+sanitize:
+	test -f build-asan/build.ninja || meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false --werror
+	ninja -C build-asan
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 meson test -C build-asan --print-errorlogs
+
+# coverage-guided fuzzing with clang's libFuzzer, FUZZ_SECONDS per harness
+FUZZ_SECONDS ?= 30
+fuzz:
+	test -f build-fuzz/build.ninja || CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C build-fuzz
+	for f in store-fsm api-body image-meta image-archive; do \
+		mkdir -p build-fuzz/corpus-$$f && cp -n tests/fuzz/corpus/$$f/* build-fuzz/corpus-$$f/ ; \
+		build-fuzz/tests/fuzz/fuzz-$$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$f || exit 1; \
+	done
+
+format-check:
+	clang-format --dry-run --Werror $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c')
 
 bench: install
 	bash scripts/deps.sh --bench
@@ -41,4 +62,4 @@ format:
 	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c')
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -4,7 +4,8 @@
 
 #include "basic-error.h"
 
-static int error_vset(struct kiva_error *reterr, int code, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static int error_vset(struct kiva_error *reterr, int code,
+                                                            const char *fmt, va_list ap)
 {
 	if (reterr) {
 		reterr->code = code;

@@ -393,8 +393,8 @@ static void test_apply_buffers(void **state)
 static void fill(struct store_fsm *fsm)
 {
 	static const char *const cmds[] = {
-		"{\"op\":\"instance.put\",\"instance\":{\"name\":\"c1\",\"status\":\"Running\","
-		"\"config\":{\"limits.memory\":\"64MB\"},\"devices\":{}}}",
+		("{\"op\":\"instance.put\",\"instance\":{\"name\":\"c1\",\"status\":\"Running\","
+		 "\"config\":{\"limits.memory\":\"64MB\"},\"devices\":{}}}"),
 		"{\"op\":\"instance.put\",\"instance\":{\"name\":\"c2\",\"unicode\":\"h\\u00e9\"}}",
 		"{\"op\":\"image.put\",\"image\":{\"fingerprint\":\"abc123\",\"size\":123456789012}}",
 		"{\"op\":\"alias.put\",\"alias\":{\"name\":\"ubuntu/22.04\",\"target\":\"abc123\"}}",
