@@ -307,6 +307,7 @@ class System:
         self.created = []  # names of containers that may exist
         self.problems = []  # cleanup warnings
         self.note = ""  # shown under the table
+        self.last_steps = []  # [(label, ms)] of the last launch
 
     def setup(self):
         raise NotImplementedError
@@ -326,6 +327,11 @@ class System:
 
     def teardown(self):
         raise NotImplementedError
+
+    def steps(self, *steps):
+        """Records the (label, ms) steps of the last launch; returns their sum."""
+        self.last_steps = list(steps)
+        return sum(ms for _, ms in steps)
 
     def forget(self, name):
         if name in self.created:
@@ -390,8 +396,8 @@ class Kiva(System):
 
     def launch(self, name):
         self.created.append(name)
-        _, _, ms = run([self.kiva, "launch", "busybox", name], env=self.env)
-        return ms + run_until_ok([self.kiva, "exec", name, "--", "true"], env=self.env)
+        return self.steps(("kiva launch", run([self.kiva, "launch", "busybox", name], env=self.env)[2]),
+                          ("kiva exec true", run_until_ok([self.kiva, "exec", name, "--", "true"], env=self.env)))
 
     def stop(self, name):
         return run([self.kiva, "stop", name, "--force"], env=self.env)[2]
@@ -461,9 +467,10 @@ class RawLxc(System):
     def launch(self, name):
         L = self.lxcpath
         self.created.append(name)
-        ms = run(["lxc-copy", "-P", L, "-n", "base", "-N", name, "-B", "overlayfs", "-s"])[2]
-        ms += run(["lxc-start", "-P", L, "-n", name, "-d"])[2]
-        return ms + run_until_ok(["lxc-attach", "-P", L, "-n", name, "--", "true"])
+        return self.steps(
+            ("lxc-copy", run(["lxc-copy", "-P", L, "-n", "base", "-N", name, "-B", "overlayfs", "-s"])[2]),
+            ("lxc-start", run(["lxc-start", "-P", L, "-n", name, "-d"])[2]),
+            ("lxc-attach true", run_until_ok(["lxc-attach", "-P", L, "-n", name, "--", "true"])))
 
     def stop(self, name):
         return run(["lxc-stop", "-P", self.lxcpath, "-n", name, "-k"])[2]
@@ -549,8 +556,8 @@ class Lxd(System):
 
     def launch(self, name):
         self.created.append(name)
-        ms = self.lxc("launch", "bb", name, "-q")[2]
-        return ms + run_until_ok(["lxc", "exec", name, "--", "true"], env=self.env)
+        return self.steps(("lxc launch", self.lxc("launch", "bb", name, "-q")[2]),
+                          ("lxc exec true", run_until_ok(["lxc", "exec", name, "--", "true"], env=self.env)))
 
     def stop(self, name):
         return self.lxc("stop", name, "--force")[2]
@@ -605,6 +612,8 @@ def measure(sysobj, args):
     for i in range(args.n):
         name = "b%d" % (i + 1)
         r["launch_ms"].append(sysobj.launch(name))
+        for label, ms in sysobj.last_steps:
+            r.setdefault("launch_steps_ms", {}).setdefault(label, []).append(ms)
         r["stop_ms"].append(sysobj.stop(name))
         r["delete_ms"].append(sysobj.delete(name))
         log("  %-10s %-4s launch->exec %7.1f ms  stop %7.1f ms  delete %7.1f ms"
@@ -629,6 +638,10 @@ def measure(sysobj, args):
         if sysobj.daemon_pids():
             time.sleep(0.5)
             r["idle_after_pss_mib"] = pss_mib(sysobj.daemon_pids())
+    steps = r.get("launch_steps_ms", {})
+    if steps:
+        sysobj.note += "%slaunch steps p50: %s" % ("; " if sysobj.note else "", " + ".join(
+            "%s %s" % (label, fmt_ms(statistics.median(v))) for label, v in steps.items()))
     for k in ("launch", "stop", "delete"):
         s = r[k + "_ms"]
         r[k + "_p50"] = statistics.median(s) if s else None
@@ -748,8 +761,9 @@ def report(results, args):
 
     r_lxd, r_lxc = ratio(lxd), ratio(lxc)
     if kl:
-        out.append("KIVA launch is %s faster than LXD, %s vs raw liblxc"
-                   % ("%.1f×" % r_lxd if r_lxd else "n/a×", "%.1f×" % r_lxc if r_lxc else "n/a×"))
+        def x(r):
+            return "n/a×" if not r else ("%.1f×" % r if r >= 1 else "%.1f× (KIVA slower)" % r)
+        out.append("KIVA launch is %s faster than LXD, %s vs raw liblxc" % (x(r_lxd), x(r_lxc)))
         out.append("")
 
     def verdict(v, limit, higher_is_better=False):
