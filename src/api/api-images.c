@@ -365,7 +365,7 @@ static void create_from_builder(struct api_request *req, const json_t *body)
 	{
 		char *args[] = {"build-busybox", dir, shift, NULL};
 
-		r = dir ? api_spawn_helper(req->ctx, args, -1, -1, -1, files_made, t) : -ENOMEM;
+		r = dir ? api_spawn_helper(req->ctx, req->ctx->helper_path, args, -1, -1, -1, files_made, t) : -ENOMEM;
 	}
 	if (r < 0)
 		image_task_fail(t, "Failed to run the builder: %s", strerror(-r));
@@ -406,7 +406,7 @@ static void create_from_upload(struct api_request *req)
 	{
 		char *args[] = {"unpack", t->upload, dir, shift, maxb, NULL};
 
-		r = dir ? api_spawn_helper(req->ctx, args, -1, -1, -1, files_made, t) : -ENOMEM;
+		r = dir ? api_spawn_helper(req->ctx, req->ctx->archive_helper_path, args, -1, -1, -1, files_made, t) : -ENOMEM;
 	}
 	if (r < 0)
 		image_task_fail(t, "Failed to unpack the image: %s", strerror(-r));

@@ -488,7 +488,7 @@ static void start_step(struct task *t)
 		task_fail(t, "%s", err.msg);
 		return;
 	}
-	r = api_spawn_helper(t->ctx, args, -1, -1, -1, started, t);
+	r = api_spawn_helper(t->ctx, t->ctx->helper_path, args, -1, -1, -1, started, t);
 	if (r < 0)
 		task_fail(t, "Failed to start instance '%s': %s", t->name, strerror(-r));
 }
@@ -520,7 +520,7 @@ static void stop_step(struct task *t)
 	int r;
 
 	snprintf(timeout, sizeof(timeout), "%d", t->force ? -1 : t->timeout_sec);
-	r = api_spawn_helper(t->ctx, args, -1, -1, -1, stopped, t);
+	r = api_spawn_helper(t->ctx, t->ctx->helper_path, args, -1, -1, -1, stopped, t);
 	if (r < 0)
 		task_fail(t, "Failed to stop instance '%s': %s", t->name, strerror(-r));
 }
@@ -623,7 +623,7 @@ void api_instance_handle_state_put(struct api_request *req)
 		stop_step(t);
 	} else {
 		char *args[] = {(char *)action, (char *)ctx->lxcpath, t->name, NULL};
-		int r = api_spawn_helper(ctx, args, -1, -1, -1, frozen, t);
+		int r = api_spawn_helper(ctx, ctx->helper_path, args, -1, -1, -1, frozen, t);
 
 		if (r < 0)
 			task_fail(t, "Failed to %s instance '%s': %s", action, name, strerror(-r));
@@ -1264,7 +1264,7 @@ void api_instance_handle_exec(struct api_request *req)
 		return;
 	}
 	api_reply_async(req, op);
-	r = api_spawn_helper(ctx, args, fd_out, fd_err, fd_status, exec_done, t);
+	r = api_spawn_helper(ctx, ctx->helper_path, args, fd_out, fd_err, fd_status, exec_done, t);
 	if (r < 0)
 		task_fail(t, "Failed to run the command: %s", strerror(-r));
 }

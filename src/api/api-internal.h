@@ -110,12 +110,12 @@ struct api_spawn_result {
 	char message[512]; /* "Error: ..." line from the helper's stderr, prefix stripped */
 };
 typedef void (*api_spawn_cb)(void *userdata, const struct api_spawn_result *res);
-/* Spawns ctx->helper_path with args (NULL-terminated, without argv[0]). stdin is /dev/null;
+/* Spawns program (ctx->helper_path or ctx->archive_helper_path) with args (NULL-terminated, without argv[0]). stdin is /dev/null;
  * stdout is fd_out (or /dev/null when < 0); stderr is fd_err, or when < 0 captured and its
  * "Error: " line returned in res->message; extra_fd becomes fd 3 when >= 0. The fds are only
  * borrowed for the spawn. cb runs from the loop once the helper exited and stderr is drained. */
-int api_spawn_helper(struct api_ctx *ctx, char *const args[], int fd_out, int fd_err, int extra_fd,
-                     api_spawn_cb cb, void *userdata);
+int api_spawn_helper(struct api_ctx *ctx, const char *program, char *const args[], int fd_out,
+                     int fd_err, int extra_fd, api_spawn_cb cb, void *userdata);
 
 /* api-instances.c */
 void api_instances_handle_list(struct api_request *req);

@@ -97,8 +97,8 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 	}
 }
 
-int api_spawn_helper(struct api_ctx *ctx, char *const args[], int fd_out, int fd_err, int extra_fd,
-                     api_spawn_cb cb, void *userdata)
+int api_spawn_helper(struct api_ctx *ctx, const char *program, char *const args[], int fd_out,
+                     int fd_err, int extra_fd, api_spawn_cb cb, void *userdata)
 {
 	uv_process_options_t opts = {0};
 	uv_stdio_container_t stdio[4];
@@ -110,7 +110,7 @@ int api_spawn_helper(struct api_ctx *ctx, char *const args[], int fd_out, int fd
 	argv = calloc(nargs + 2, sizeof(char *));
 	if (!argv)
 		return -ENOMEM;
-	argv[n++] = (char *)ctx->helper_path;
+	argv[n++] = (char *)program;
 	for (size_t i = 0; i < nargs; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
@@ -146,7 +146,7 @@ int api_spawn_helper(struct api_ctx *ctx, char *const args[], int fd_out, int fd
 		stdio[3].data.fd = extra_fd;
 		opts.stdio_count = 4;
 	}
-	opts.file = ctx->helper_path;
+	opts.file = program;
 	opts.args = argv;
 	opts.stdio = stdio;
 	opts.exit_cb = on_child_exit;
@@ -156,7 +156,7 @@ int api_spawn_helper(struct api_ctx *ctx, char *const args[], int fd_out, int fd
 		/* uv_spawn failed: the handle must still be closed; report through cb */
 		s->res.exit_status = 127;
 		snprintf(s->res.message, sizeof(s->res.message), "Failed to run %s: %s",
-		         ctx->helper_path, uv_strerror(r));
+		         program, uv_strerror(r));
 		s->capture = false;
 		ctx->pending_tasks++;
 		uv_close((uv_handle_t *)&s->proc, spawn_handle_closed);

@@ -25,6 +25,7 @@ struct api_ctx {
 	const char *tmp_dir;     /* STATE_DIR/tmp: uploads */
 	const char *socket_path;
 	const char *helper_path; /* kiva-helper */
+	const char *archive_helper_path; /* kiva-archive-helper (image imports) */
 	const char *seccomp_path;
 	struct store *store;
 	struct storage_pool *pool;

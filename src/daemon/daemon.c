@@ -30,6 +30,7 @@ struct daemon {
 	uv_timer_t drain_timer;
 	struct api_ctx ctx;
 	char *lxcpath, *logs_dir, *tmp_dir, *raft_dir, *seccomp_path, *helper_path;
+	char *archive_helper_path;
 	int ready_fd; /* --daemon: write end of the readiness pipe */
 	int exit_code;
 	bool stopping;
@@ -297,6 +298,16 @@ int daemon_run(const struct daemon_options *opts)
 		fail_start(&d, "kiva-helper not found: install KIVA (make install) or pass --helper");
 		return 1;
 	}
+	{
+		cleanup_free char *copy = strdup(d.helper_path);
+
+		d.archive_helper_path = copy ? strf("%s/kiva-archive-helper", dirname(copy)) : NULL;
+	}
+	if (!d.archive_helper_path || access(d.archive_helper_path, X_OK) < 0) {
+		fail_start(&d, "kiva-archive-helper not found next to kiva-helper");
+		return 1;
+	}
+	d.ctx.archive_helper_path = d.archive_helper_path;
 	r = runtime_host_probe(&d.ctx.host);
 	if (r < 0) {
 		fail_start(&d, "Failed to probe the host's cgroups");
@@ -350,5 +361,6 @@ int daemon_run(const struct daemon_options *opts)
 	free(d.raft_dir);
 	free(d.seccomp_path);
 	free(d.helper_path);
+	free(d.archive_helper_path);
 	return d.exit_code;
 }

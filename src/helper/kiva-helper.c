@@ -152,6 +152,7 @@ static int cmd_build_busybox(char **args, int n, struct kiva_error *err)
 	return 0;
 }
 
+#ifdef HELPER_ARCHIVE
 static int cmd_unpack(char **args, int n, struct kiva_error *err)
 {
 	uint32_t shift = 0;
@@ -168,6 +169,7 @@ static int cmd_unpack(char **args, int n, struct kiva_error *err)
 					  strerror(-r));
 	return 0;
 }
+#endif
 
 static const struct helper_command commands[] = {
 	{"start", "LXCPATH NAME [TIMEOUT_SEC]", 2, 3, false, cmd_start},
@@ -176,7 +178,9 @@ static const struct helper_command commands[] = {
 	{"unfreeze", "LXCPATH NAME", 2, 2, false, cmd_unfreeze},
 	{"exec", "LXCPATH NAME [--cwd DIR] [--env K=V]... -- ARGV...", 4, -1, true, cmd_exec},
 	{"build-busybox", "DIR SHIFT_BASE", 2, 2, false, cmd_build_busybox},
+#ifdef HELPER_ARCHIVE
 	{"unpack", "TARBALL DIR SHIFT_BASE MAX_BYTES", 4, 4, false, cmd_unpack},
+#endif
 };
 
 /* One line: newlines in a message (from liblxc's log, say) become spaces. */

@@ -226,7 +226,8 @@ int runtime_config_render(const struct runtime_host *host, const struct runtime_
 	      "lxc.console.path = none\n"
 	      "lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed:force\n"
 	      "lxc.net.0.type = empty\n"
-	      "lxc.signal.halt = SIGPWR\n",
+	      "lxc.signal.halt = SIGPWR\n"
+	      "lxc.environment = PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
 	      f);
 
 	if (spec->privileged) {

@@ -93,13 +93,14 @@ static int fsm_snapshot(struct raft_fsm *f, struct raft_buffer *bufs[], unsigned
 	*bufs = raft_malloc(sizeof(struct raft_buffer));
 	if (!*bufs)
 		return RAFT_NOMEM;
-	(*bufs)[0].base = raft_malloc(len);
+	(*bufs)[0].len = (len + 7) & ~(size_t)7; /* 8-byte multiple, like log entries */
+	(*bufs)[0].base = raft_malloc((*bufs)[0].len);
 	if (!(*bufs)[0].base) {
 		raft_free(*bufs);
 		return RAFT_NOMEM;
 	}
 	memcpy((*bufs)[0].base, data, len);
-	(*bufs)[0].len = len;
+	memset((char *)(*bufs)[0].base + len, ' ', (*bufs)[0].len - len);
 	*n = 1;
 	return 0;
 }
@@ -192,6 +193,9 @@ int store_open(struct uv_loop_s *loop, const struct store_options *opts, store_r
 		               s->io.errmsg);
 		goto fail_transport;
 	}
+	/* A segment that does not read back is an error to report, not to drop silently (raft_uv's
+	 * auto-recovery renames it "corrupt-..." and starts without its committed entries). */
+	raft_uv_set_auto_recovery(&s->io, false);
 	rv = raft_init(&s->raft, &s->io, &s->fsm_ops, opts->id, opts->address);
 	if (rv != 0) {
 		kiva_error_set(reterr, -EIO, "Failed to initialize raft: %s", raft_strerror(rv));
@@ -216,8 +220,14 @@ int store_open(struct uv_loop_s *loop, const struct store_options *opts, store_r
 	uv_update_time(loop);
 	rv = raft_start(&s->raft);
 	if (rv != 0) {
-		kiva_error_set(reterr, -EIO, "Failed to start raft on %s: %s %s", opts->address,
-		               raft_strerror(rv), raft_errmsg(&s->raft));
+		const char *msg = raft_errmsg(&s->raft);
+
+		/* raft_uv reports a taken listen address as a bare I/O error */
+		if (rv == RAFT_IOERR && (!msg || !*msg))
+			msg = "is the address already in use by another process?";
+		kiva_error_set(reterr, -EIO, "Failed to start the store (raft on %s, data in %s): "
+		               "%s: %s",
+		               opts->address, opts->dir, raft_strerror(rv), msg ? msg : "");
 		uv_close((uv_handle_t *)&s->retry_timer, NULL);
 		goto fail_raft;
 	}
@@ -270,13 +280,17 @@ int store_apply(struct store *s, const json_t *cmd, store_apply_cb cb, void *use
 	sr = calloc(1, sizeof(*sr));
 	if (!sr)
 		return -ENOMEM;
-	buf.base = raft_malloc(len);
+	/* raft_uv writes entries whose length is a multiple of 8 and asserts it only in debug
+	 * builds: an unpadded entry is written misaligned and the segment reads back as corrupt
+	 * (then raft_uv's auto-recovery drops it). JSON allows trailing blanks. */
+	buf.len = (len + 7) & ~(size_t)7;
+	buf.base = raft_malloc(buf.len);
 	if (!buf.base) {
 		free(sr);
 		return -ENOMEM;
 	}
 	memcpy(buf.base, text, len);
-	buf.len = len;
+	memset((char *)buf.base + len, ' ', buf.len - len);
 	sr->req.data = sr;
 	sr->store = s;
 	sr->cb = cb;

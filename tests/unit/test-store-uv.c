@@ -1,0 +1,148 @@
+/* The store on raft's real libuv I/O (raft_uv) in a temporary directory: commands of every length
+ * survive a close and a reopen (log replay), and a reopen after a snapshot restores the same
+ * state. This is what kivad does on every restart. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include <cmocka.h>
+
+#include "basic-fs.h"
+#include "basic-string.h"
+#include "store.h"
+
+struct ctx {
+	uv_loop_t loop;
+	struct store *store;
+	int ready;
+	int applied;
+	int failed;
+	int closed;
+};
+
+static void on_ready(struct store *store, int status, void *userdata)
+{
+	struct ctx *c = userdata;
+
+	c->ready = status == 0 ? 1 : -1;
+}
+
+static void on_applied(void *userdata, int status, const char *errmsg)
+{
+	struct ctx *c = userdata;
+
+	if (status == 0)
+		c->applied++;
+	else
+		c->failed++;
+}
+
+static void on_closed(void *userdata)
+{
+	((struct ctx *)userdata)->closed = 1;
+}
+
+static void run_until(struct ctx *c, int *flag, int want)
+{
+	for (int i = 0; i < 100000 && *flag != want; i++)
+		uv_run(&c->loop, UV_RUN_ONCE);
+	assert_int_equal(*flag, want);
+}
+
+static void open_store(struct ctx *c, const char *dir, unsigned threshold)
+{
+	struct store_options o = {.dir = dir, .address = "127.0.0.1:18999", .id = 1,
+	                          .snapshot_threshold = threshold, .snapshot_trailing = 4};
+	struct kiva_error err = {0};
+
+	memset(c, 0, sizeof(*c));
+	assert_int_equal(uv_loop_init(&c->loop), 0);
+	assert_int_equal(store_open(&c->loop, &o, on_ready, c, &c->store, &err), 0);
+	run_until(c, &c->ready, 1);
+}
+
+static void close_store(struct ctx *c)
+{
+	store_close(c->store, on_closed, c);
+	run_until(c, &c->closed, 1);
+	uv_run(&c->loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&c->loop), 0);
+}
+
+/* n instance records whose serialized length varies by one byte each time */
+static void apply_many(struct ctx *c, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char name[32], pad[64];
+		json_t *inst, *cmd;
+
+		snprintf(name, sizeof(name), "c%d", i);
+		memset(pad, 'x', sizeof(pad));
+		pad[i % 63] = 0;
+		inst = json_pack("{s:s,s:s}", "name", name, "description", pad);
+		cmd = store_cmd_instance_put(inst);
+		assert_int_equal(store_apply(c->store, cmd, on_applied, c), 0);
+		json_decref(cmd);
+		json_decref(inst);
+	}
+	run_until(c, &c->applied, n);
+}
+
+static void check_state(struct ctx *c, int n)
+{
+	const json_t *insts = json_object_get(store_state(c->store), "instances");
+
+	assert_int_equal(json_object_size(insts), n);
+	for (int i = 0; i < n; i++) {
+		char name[32];
+		const json_t *inst;
+
+		snprintf(name, sizeof(name), "c%d", i);
+		inst = json_object_get(insts, name);
+		assert_non_null(inst);
+		assert_int_equal(strlen(json_string_value(json_object_get(inst, "description"))),
+		                 i % 63);
+	}
+}
+
+static void test_replay(void **state, unsigned threshold, int n)
+{
+	char dir[] = "/tmp/kiva-store-uv-XXXXXX";
+	struct ctx c;
+
+	assert_non_null(mkdtemp(dir));
+	open_store(&c, dir, threshold);
+	apply_many(&c, n);
+	check_state(&c, n);
+	close_store(&c);
+
+	open_store(&c, dir, threshold);
+	check_state(&c, n);
+	close_store(&c);
+	assert_int_equal(rm_rf(dir), 0);
+}
+
+static void test_replay_log(void **state)
+{
+	test_replay(state, 1024, 100);
+}
+
+static void test_replay_snapshot(void **state)
+{
+	test_replay(state, 16, 100);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_replay_log),
+		cmocka_unit_test(test_replay_snapshot),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
