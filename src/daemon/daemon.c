@@ -185,7 +185,12 @@ static int take_lock(struct daemon *d, struct kiva_error *reterr)
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return kiva_error_set(reterr, -errno, "Failed to open %s: %m", path);
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+	/* a kivad that was just killed may still be exiting: give it a moment */
+	for (int i = 0; flock(fd, LOCK_EX | LOCK_NB) < 0; i++) {
+		if (errno == EWOULDBLOCK && i < 60) {
+			usleep(50 * 1000);
+			continue;
+		}
 		close(fd);
 		return kiva_error_set(reterr, -EBUSY, "Another kivad is running on %s",
 		                      d->opts->state_dir);
