@@ -1,0 +1,173 @@
+/* Helpers shared by the kiva verbs: the lazily created client, argument parsing with --help and
+ * usage errors, sub-command dispatch, instance state changes. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic-macro.h"
+#include "basic-string.h"
+
+#include "cli.h"
+
+const char *cli_socket_path(const struct cli_context *ctx)
+{
+	const char *env;
+
+	if (ctx->global.socket_path && *ctx->global.socket_path)
+		return ctx->global.socket_path;
+	env = getenv("KIVA_SOCKET");
+	if (env && *env)
+		return env;
+	return CLI_DEFAULT_SOCKET;
+}
+
+int cli_context_client(struct cli_context *ctx, struct cli_client **ret)
+{
+	int r;
+
+	if (!ctx->client) {
+		r = cli_client_new(cli_socket_path(ctx), ctx->global.debug, &ctx->client,
+				   &ctx->error);
+		if (r < 0)
+			return r;
+	}
+	*ret = ctx->client;
+	return 0;
+}
+
+void cli_context_done(struct cli_context *ctx)
+{
+	cli_client_free(ctx->client);
+	ctx->client = NULL;
+}
+
+int cli_oom(struct cli_context *ctx)
+{
+	return kiva_error_set(&ctx->error, -ENOMEM, "Out of memory");
+}
+
+int cli_help(const struct cli_command *cmd)
+{
+	fputs(cmd->usage, stdout);
+	fputs("\nGlobal flags:\n"
+	      "      --socket PATH   kivad's unix socket (default: $KIVA_SOCKET, then " CLI_DEFAULT_SOCKET
+	      ")\n"
+	      "      --debug         Print the HTTP requests and responses on stderr\n"
+	      "  -h, --help          Show this help\n",
+	      stdout);
+	return 0;
+}
+
+int cli_usage_error(struct cli_context *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(ctx->error.msg, sizeof(ctx->error.msg), fmt, ap);
+	va_end(ap);
+	ctx->error.code = -EINVAL;
+	ctx->usage_hint = true;
+	return -EINVAL;
+}
+
+int cli_parse_args(struct cli_context *ctx, const struct cli_parse *spec, int argc, char **argv,
+		   struct cli_args *ret_args)
+{
+	struct cli_args *a = ret_args;
+	const char *arg;
+	int r;
+
+	if (cli_args_init(a, argc, argv, spec->options, &ctx->global) < 0)
+		return cli_oom(ctx);
+	a->stop_after = spec->stop_after;
+	while ((r = cli_args_next(a, &arg)) > 0) {
+		if (!spec->handle)
+			continue;
+		r = spec->handle(spec->userdata, r, arg, &ctx->error);
+		if (r < 0) {
+			ctx->usage_hint = r == -EINVAL;
+			return r;
+		}
+	}
+	if (ctx->global.help)
+		return cli_help(spec->cmd); /* --help wins over everything else */
+	if (r < 0)
+		return cli_usage_error(ctx, "%s", a->error);
+	if ((int)a->n_positional < spec->min_args ||
+	    (spec->max_args >= 0 && (int)a->n_positional > spec->max_args))
+		return cli_usage_error(ctx, "Invalid number of arguments");
+	return 1;
+}
+
+int cli_dispatch_sub(struct cli_context *ctx, const struct cli_command *parent,
+		     const struct cli_command *const *subs, size_t n, int argc, char **argv)
+{
+	static char verb[64];
+	const char *name = NULL;
+	int i;
+
+	/* global flags may come before the sub-command: kiva image --debug list */
+	for (i = 1; i < argc; i++) {
+		if (streq(argv[i], "--debug")) {
+			ctx->global.debug = true;
+		} else if (streq(argv[i], "--help") || streq(argv[i], "-h")) {
+			ctx->global.help = true;
+		} else if (streq(argv[i], "--socket") && i + 1 < argc) {
+			ctx->global.socket_path = argv[++i];
+		} else if (startswith(argv[i], "--socket=")) {
+			ctx->global.socket_path = argv[i] + strlen("--socket=");
+		} else if (argv[i][0] == '-') {
+			return cli_usage_error(ctx, "unknown flag: %s", argv[i]);
+		} else {
+			name = argv[i];
+			break;
+		}
+	}
+	if (!name)
+		return cli_help(parent); /* as lxc: a bare group command prints its help */
+	for (size_t k = 0; k < n; k++)
+		if (streq(subs[k]->name, name)) {
+			snprintf(verb, sizeof(verb), "%s %s", parent->name, name);
+			ctx->verb = verb;
+			return subs[k]->run(ctx, argc - i, argv + i);
+		}
+	return cli_usage_error(ctx, "unknown command \"%s\" for \"kiva %s\"", name, parent->name);
+}
+
+char *cli_instance_path(const char *name, const char *suffix)
+{
+	cleanup_free char *esc = cli_escape_path_segment(name);
+
+	if (!esc)
+		return NULL;
+	return strf("/1.0/instances/%s%s", esc, suffix ? suffix : "");
+}
+
+int cli_instance_action(struct cli_context *ctx, const char *name, const char *action, int timeout,
+			bool force)
+{
+	cleanup_json json_t *body = NULL;
+	cleanup_free char *path = cli_instance_path(name, "/state");
+	struct cli_client *c;
+	int r;
+
+	r = cli_context_client(ctx, &c);
+	if (r < 0)
+		return r;
+	body = json_pack("{s:s, s:i, s:b, s:b}", "action", action, "timeout", timeout, "force",
+			 force, "stateful", false);
+	if (!body || !path)
+		return cli_oom(ctx);
+	return cli_run(c, "PUT", path, body, NULL, &ctx->error);
+}
+
+int cli_print_json(const json_t *v)
+{
+	cleanup_free char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+	if (!s)
+		return -ENOMEM;
+	puts(s);
+	return 0;
+}

@@ -1,0 +1,81 @@
+/* The kiva verbs: the command table entry each verb file exports, the per-invocation context they
+ * share, and the helpers several verbs use. A verb returns an exit status (>= 0) or -errno after
+ * putting the message for "Error: ..." in ctx->error; main prints it once. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "basic-error.h"
+#include "basic-json.h"
+#include "cli-args.h"
+#include "cli-client.h"
+#include "cli-output.h"
+
+#define CLI_DEFAULT_SOCKET "/run/kiva/unix.socket"
+
+struct cli_context {
+	struct cli_global global;
+	struct cli_client *client; /* created by cli_context_client on first use */
+	struct kiva_error error; /* the message main prints as "Error: <msg>" */
+	bool usage_hint; /* also print "Run 'kiva VERB --help' for usage." */
+	const char *verb; /* "launch", or "config set" for sub-commands */
+};
+
+struct cli_command {
+	const char *name;
+	int (*run)(struct cli_context *ctx, int argc, char **argv); /* argv[0] is the verb */
+	const char *summary; /* one line for `kiva --help` */
+	const char *usage; /* full text for `kiva VERB --help` */
+};
+
+extern const struct cli_command cli_command_launch, cli_command_init, cli_command_start,
+	cli_command_stop, cli_command_restart, cli_command_pause, cli_command_resume,
+	cli_command_delete, cli_command_list, cli_command_info, cli_command_exec,
+	cli_command_config, cli_command_image, cli_command_operation, cli_command_query,
+	cli_command_version;
+
+/* The client for the socket chosen by --socket > $KIVA_SOCKET > /run/kiva/unix.socket. */
+int cli_context_client(struct cli_context *ctx, struct cli_client **ret);
+void cli_context_done(struct cli_context *ctx);
+const char *cli_socket_path(const struct cli_context *ctx);
+
+/* Prints cmd's usage and the global flags to stdout. Returns 0. */
+int cli_help(const struct cli_command *cmd);
+/* Records a usage error (printed with a hint to run --help). Returns -EINVAL. */
+int cli_usage_error(struct cli_context *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* How a verb's arguments look: its options, how many positionals it takes (min..max; max < 0: no
+ * limit), and the handler that receives each option's id and argument (it returns 0, or -EINVAL with
+ * a message for a bad value). */
+struct cli_parse {
+	const struct cli_command *cmd;
+	const struct cli_option *options;
+	int min_args;
+	int max_args;
+	size_t stop_after; /* positionals after which option parsing stops (exec) */
+	int (*handle)(void *userdata, int id, const char *arg, struct kiva_error *reterr);
+	void *userdata;
+};
+/* Parses argv by spec into *ret_args (positionals; free with cli_args_done, also on error). Prints
+ * the usage for --help. Returns 1 when the verb should go on, 0 when it is done (help printed),
+ * -errno with ctx->error set on a usage error. */
+int cli_parse_args(struct cli_context *ctx, const struct cli_parse *spec, int argc, char **argv,
+		   struct cli_args *ret_args);
+
+/* Dispatches "kiva VERB SUB ..." to the sub-command named argv[1] among subs (n entries). */
+int cli_dispatch_sub(struct cli_context *ctx, const struct cli_command *parent,
+		     const struct cli_command *const *subs, size_t n, int argc, char **argv);
+
+/* "/1.0/instances/<name><suffix>" with name percent-encoded. Caller frees; NULL on OOM. */
+char *cli_instance_path(const char *name, const char *suffix);
+
+/* PUT /1.0/instances/<name>/state {"action","timeout","force"} and wait. */
+int cli_instance_action(struct cli_context *ctx, const char *name, const char *action, int timeout,
+			bool force);
+
+/* Prints a JSON value to stdout as lxc does for --format json (compact, one line). */
+int cli_print_json(const json_t *v);
+
+/* Sets ctx->error to "Out of memory" and returns -ENOMEM. */
+int cli_oom(struct cli_context *ctx);
