@@ -187,6 +187,11 @@ static void alias_step(struct image_task *t)
 		image_task_free(t);
 		return;
 	}
+	if (streq(json_get_str(store_alias(t->ctx->store, json_get_str(a, "name", "")), "target", ""),
+	          t->fingerprint)) {
+		alias_step(t); /* already there (a rebuild of the same image) */
+		return;
+	}
 	cmd = json_pack("{s:s,s:{s:s,s:s,s:s}}", "op", "alias.put", "alias", "name",
 	                json_get_str(a, "name", ""), "target", t->fingerprint, "description",
 	                json_get_str(a, "description", ""));
@@ -252,8 +257,8 @@ static void files_made(void *userdata, const struct api_spawn_result *res)
 		image_task_fail(t, "Failed to record the image: %s", strerror(-r));
 }
 
-/* Validates the requested aliases (names, not taken). Replies on error. */
-static int check_aliases(struct api_request *req, const json_t *aliases)
+/* Validates the requested aliases (names, not taken by another image than fp). Replies on error. */
+static int check_aliases(struct api_request *req, const json_t *aliases, const char *fp)
 {
 	struct kiva_error err = {0};
 	size_t i;
@@ -272,7 +277,8 @@ static int check_aliases(struct api_request *req, const json_t *aliases)
 			api_reply_kiva_error(req, &err);
 			return -EINVAL;
 		}
-		if (store_alias(req->ctx->store, name)) {
+		if (store_alias(req->ctx->store, name) &&
+		    !(fp && streq(json_get_str(store_alias(req->ctx->store, name), "target", ""), fp))) {
 			api_reply_error(req, 409, "Alias '%s' already exists", name);
 			return -EEXIST;
 		}
@@ -324,8 +330,6 @@ static void create_from_builder(struct api_request *req, const json_t *body)
 		api_reply_error(req, 400, "Unknown image builder '%s': available: busybox", builder);
 		return;
 	}
-	if (check_aliases(req, aliases) < 0)
-		return;
 	r = sha256_file_hex(BUSYBOX_PATH, bbhash);
 	if (r < 0) {
 		api_reply_error(req, 500, "Can't read %s (package busybox-static): %s", BUSYBOX_PATH,
@@ -338,6 +342,8 @@ static void create_from_builder(struct api_request *req, const json_t *body)
 	sha256_update(&h, bbhash, 64);
 	sha256_update(&h, shift, strlen(shift));
 	sha256_final_hex(&h, fp);
+	if (check_aliases(req, aliases, fp) < 0)
+		return;
 	if (store_image(req->ctx->store, fp)) {
 		/* same busybox, same builder: the image exists; add the aliases */
 		struct api_op *op = api_op_new(req->ctx, "Building image", NULL);

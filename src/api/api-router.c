@@ -27,12 +27,13 @@ static const struct route {
 	{"/1.0/images", api_images_handle_list, api_images_handle_create, NULL, NULL, NULL},
 	{"/1.0/images/aliases", api_aliases_handle_list, api_aliases_handle_create, NULL, NULL,
 	 NULL},
-	{"/1.0/images/aliases/*", api_alias_handle_get, NULL, NULL, NULL, api_alias_handle_delete},
+	{"/1.0/images/aliases/**", api_alias_handle_get, NULL, NULL, NULL, api_alias_handle_delete},
 	{"/1.0/images/*", api_image_handle_get, NULL, NULL, NULL, api_image_handle_delete},
 };
 
 /* Splits req->path into req->path_parts and matches pattern segment by segment; '*' matches one
- * non-empty segment and is captured. */
+ * non-empty segment and is captured; a final '**' captures the rest of the path, slashes included
+ * (alias names like "debian/bookworm": the server has already decoded %2F). */
 static bool match(struct api_request *req, const char *pattern)
 {
 	char pat[128];
@@ -51,6 +52,16 @@ static bool match(struct api_request *req, const char *pattern)
 	ps = strtok_r(pat, "/", &psave);
 	s = strtok_r(req->path_parts, "/", &save);
 	while (ps && s) {
+		if (streq(ps, "**")) {
+			char *rest = strtok_r(NULL, "", &save);
+
+			if (ncap >= ARRAY_SIZE(req->params))
+				return false;
+			if (rest)
+				s[strlen(s)] = '/'; /* strtok_r cut here: glue the rest back */
+			req->params[ncap++] = s;
+			return true;
+		}
 		if (streq(ps, "*")) {
 			if (ncap >= ARRAY_SIZE(req->params))
 				return false;

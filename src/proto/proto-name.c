@@ -45,10 +45,10 @@ int proto_alias_name_validate(const char *name, struct kiva_error *reterr)
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)name[i];
 
-		if (c <= ' ' || c == 0x7f || c == '/' || c == '"' || c == '\\')
+		if (c <= ' ' || c == 0x7f || c == '"' || c == '\\')
 			return kiva_error_set(reterr, -EINVAL,
-			                      "Invalid alias name '%s': no spaces, '/', quotes or "
-			                      "control characters",
+			                      "Invalid alias name '%s': no spaces, quotes or control "
+			                      "characters",
 			                      name);
 	}
 	return 0;

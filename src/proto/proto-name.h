@@ -7,5 +7,6 @@
  * Returns 0 or -EINVAL with a message naming the problem. */
 int proto_instance_name_validate(const char *name, struct kiva_error *reterr);
 
-/* Image alias names: 1-255 printable chars, no '/', no whitespace, no control chars. */
+/* Image alias names: 1-255 printable chars, no whitespace, quotes or control chars ('/' is
+ * allowed, as in LXD's "debian/bookworm"). */
 int proto_alias_name_validate(const char *name, struct kiva_error *reterr);

@@ -111,7 +111,7 @@ static const struct name_case alias_names[] = {
 	{"", -EINVAL, MSG("Alias name is required")},
 	{NULL, -EINVAL, MSG("Alias name is required")},
 	{"a b", -EINVAL, MSG("'a b'")},
-	{"a/b", -EINVAL, MSG("'a/b'")},
+	{"debian/bookworm", 0, NULL},
 	{"a\"b", -EINVAL, MSG("Invalid alias name")},
 	{"a\\b", -EINVAL, MSG("Invalid alias name")},
 	{"a\tb", -EINVAL, MSG("Invalid alias name")},
