@@ -22,9 +22,9 @@ struct image_task {
 	struct api_ctx *ctx;
 	struct api_op *op;
 	char fingerprint[65];
-	char *upload;       /* tarball being imported (removed at the end) */
-	json_t *aliases;    /* [{"name", "description"}] to create */
-	json_t *image;      /* record being added */
+	char *upload; /* tarball being imported (removed at the end) */
+	json_t *aliases; /* [{"name", "description"}] to create */
+	json_t *image; /* record being added */
 	size_t next_alias;
 	char filename[256];
 };
@@ -93,8 +93,9 @@ static json_t *aliases_of(struct api_ctx *ctx, const char *fp)
 
 	json_object_foreach((json_t *)aliases, name, a)
 		if (streq(json_get_str(a, "target", ""), fp))
-			json_array_append_new(list, json_pack("{s:s,s:s}", "name", name, "description",
-			                                      json_get_str(a, "description", "")));
+			json_array_append_new(list,
+					      json_pack("{s:s,s:s}", "name", name, "description",
+							json_get_str(a, "description", "")));
 	return list;
 }
 
@@ -166,7 +167,8 @@ static void alias_added(void *userdata, int status, const char *errmsg)
 
 	if (status < 0) {
 		/* the image itself is in: report the alias problem */
-		api_op_fail(t->op, "Image %.12s added, but alias failed: %s", t->fingerprint, errmsg);
+		api_op_fail(t->op, "Image %.12s added, but alias failed: %s", t->fingerprint,
+			    errmsg);
 		image_task_free(t);
 		return;
 	}
@@ -181,20 +183,21 @@ static void alias_step(struct image_task *t)
 
 	if (!a) {
 		json_t *meta = json_pack("{s:s,s:I}", "fingerprint", t->fingerprint, "size",
-		                         json_get_int(t->image, "size", 0));
+					 json_get_int(t->image, "size", 0));
 
 		api_op_succeed(t->op, meta);
 		image_task_free(t);
 		return;
 	}
-	if (streq(json_get_str(store_alias(t->ctx->store, json_get_str(a, "name", "")), "target", ""),
-	          t->fingerprint)) {
+	if (streq(json_get_str(store_alias(t->ctx->store, json_get_str(a, "name", "")), "target",
+			       ""),
+		  t->fingerprint)) {
 		alias_step(t); /* already there (a rebuild of the same image) */
 		return;
 	}
 	cmd = json_pack("{s:s,s:{s:s,s:s,s:s}}", "op", "alias.put", "alias", "name",
-	                json_get_str(a, "name", ""), "target", t->fingerprint, "description",
-	                json_get_str(a, "description", ""));
+			json_get_str(a, "name", ""), "target", t->fingerprint, "description",
+			json_get_str(a, "description", ""));
 	r = cmd ? store_apply(t->ctx->store, cmd, alias_added, t) : -ENOMEM;
 	json_decref(cmd);
 	if (r < 0) {
@@ -241,14 +244,13 @@ static void files_made(void *userdata, const struct api_spawn_result *res)
 	}
 	(void)image_dir_size(dir, &size);
 	now_rfc3339(now);
-	t->image = json_pack("{s:s,s:s,s:I,s:s,s:s,s:{s:s,s:s,s:s},s:b,s:s,s:b,s:b,s:s}",
-	                     "fingerprint", t->fingerprint, "architecture",
-	                     meta.architecture ? meta.architecture : "x86_64", "size",
-	                     (json_int_t)size, "created_at", now, "uploaded_at", now, "properties",
-	                     "os", meta.os ? meta.os : "", "release",
-	                     meta.release ? meta.release : "", "description",
-	                     meta.description ? meta.description : "", "public", 0, "type",
-	                     "container", "auto_update", 0, "cached", 0, "filename", t->filename);
+	t->image = json_pack(
+		"{s:s,s:s,s:I,s:s,s:s,s:{s:s,s:s,s:s},s:b,s:s,s:b,s:b,s:s}", "fingerprint",
+		t->fingerprint, "architecture", meta.architecture ? meta.architecture : "x86_64",
+		"size", (json_int_t)size, "created_at", now, "uploaded_at", now, "properties", "os",
+		meta.os ? meta.os : "", "release", meta.release ? meta.release : "", "description",
+		meta.description ? meta.description : "", "public", 0, "type", "container",
+		"auto_update", 0, "cached", 0, "filename", t->filename);
 	image_meta_done(&meta);
 	cmd = t->image ? store_cmd_image_put(t->image) : NULL;
 	r = cmd ? store_apply(t->ctx->store, cmd, image_recorded, t) : -ENOMEM;
@@ -278,7 +280,8 @@ static int check_aliases(struct api_request *req, const json_t *aliases, const c
 			return -EINVAL;
 		}
 		if (store_alias(req->ctx->store, name) &&
-		    !(fp && streq(json_get_str(store_alias(req->ctx->store, name), "target", ""), fp))) {
+		    !(fp &&
+		      streq(json_get_str(store_alias(req->ctx->store, name), "target", ""), fp))) {
 			api_reply_error(req, 409, "Alias '%s' already exists", name);
 			return -EEXIST;
 		}
@@ -287,7 +290,7 @@ static int check_aliases(struct api_request *req, const json_t *aliases, const c
 }
 
 static struct image_task *start_image_task(struct api_request *req, const char *fp,
-                                           const char *description, json_t *aliases)
+					   const char *description, json_t *aliases)
 {
 	cleanup_free char *rel = strf("images/%s", fp);
 	struct kiva_error err = {0};
@@ -327,13 +330,14 @@ static void create_from_builder(struct api_request *req, const json_t *body)
 	int r;
 
 	if (!streq(builder, "busybox")) {
-		api_reply_error(req, 400, "Unknown image builder '%s': available: busybox", builder);
+		api_reply_error(req, 400, "Unknown image builder '%s': available: busybox",
+				builder);
 		return;
 	}
 	r = sha256_file_hex(BUSYBOX_PATH, bbhash);
 	if (r < 0) {
-		api_reply_error(req, 500, "Can't read %s (package busybox-static): %s", BUSYBOX_PATH,
-		                strerror(-r));
+		api_reply_error(req, 500, "Can't read %s (package busybox-static): %s",
+				BUSYBOX_PATH, strerror(-r));
 		return;
 	}
 	snprintf(shift, sizeof(shift), "%u", req->ctx->idmap_base);
@@ -371,7 +375,9 @@ static void create_from_builder(struct api_request *req, const json_t *body)
 	{
 		char *args[] = {"build-busybox", dir, shift, NULL};
 
-		r = dir ? api_spawn_helper(req->ctx, req->ctx->helper_path, args, -1, -1, -1, files_made, t) : -ENOMEM;
+		r = dir ? api_spawn_helper(req->ctx, req->ctx->helper_path, args, -1, -1, -1,
+					   files_made, t)
+			: -ENOMEM;
 	}
 	if (r < 0)
 		image_task_fail(t, "Failed to run the builder: %s", strerror(-r));
@@ -412,7 +418,9 @@ static void create_from_upload(struct api_request *req)
 	{
 		char *args[] = {"unpack", t->upload, dir, shift, maxb, NULL};
 
-		r = dir ? api_spawn_helper(req->ctx, req->ctx->archive_helper_path, args, -1, -1, -1, files_made, t) : -ENOMEM;
+		r = dir ? api_spawn_helper(req->ctx, req->ctx->archive_helper_path, args, -1, -1,
+					   -1, files_made, t)
+			: -ENOMEM;
 	}
 	if (r < 0)
 		image_task_fail(t, "Failed to unpack the image: %s", strerror(-r));
@@ -431,14 +439,16 @@ void api_images_handle_create(struct api_request *req)
 		return;
 	stype = json_get_str(json_object_get(body, "source"), "type", NULL);
 	if (!stype) {
-		api_reply_error(req, 400, "Missing source: {\"type\": \"builder\", \"name\": "
-		                          "\"busybox\"} or an image tarball upload");
+		api_reply_error(req, 400,
+				"Missing source: {\"type\": \"builder\", \"name\": "
+				"\"busybox\"} or an image tarball upload");
 		return;
 	}
 	if (!streq(stype, "builder")) {
-		api_reply_error(req, 400, "Unsupported image source type '%s': use 'builder' or "
-		                          "upload a tarball",
-		                stype);
+		api_reply_error(req, 400,
+				"Unsupported image source type '%s': use 'builder' or "
+				"upload a tarball",
+				stype);
 		return;
 	}
 	create_from_builder(req, body);
@@ -483,7 +493,8 @@ void api_image_handle_delete(struct api_request *req)
 	}
 	t->ctx = req->ctx;
 	t->op = op;
-	snprintf(t->fingerprint, sizeof(t->fingerprint), "%s", json_get_str(img, "fingerprint", ""));
+	snprintf(t->fingerprint, sizeof(t->fingerprint), "%s",
+		 json_get_str(img, "fingerprint", ""));
 	api_reply_async(req, op);
 	cmd = store_cmd_image_delete(t->fingerprint);
 	r = cmd ? store_apply(req->ctx->store, cmd, image_deleted, t) : -ENOMEM;
@@ -553,8 +564,8 @@ void api_aliases_handle_create(struct api_request *req)
 		return;
 	}
 	alias = json_pack("{s:s,s:s,s:s,s:s}", "name", name, "target",
-	                  json_get_str(img, "fingerprint", ""), "description",
-	                  json_get_str(body, "description", ""), "type", "container");
+			  json_get_str(img, "fingerprint", ""), "description",
+			  json_get_str(body, "description", ""), "type", "container");
 	cmd = alias ? store_cmd_alias_put(alias) : NULL;
 	api_defer(req);
 	r = cmd ? store_apply(req->ctx->store, cmd, alias_committed, req) : -ENOMEM;

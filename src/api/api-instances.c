@@ -145,12 +145,12 @@ static json_t *render_state(struct api_ctx *ctx, const char *name, enum runtime_
 		}
 	}
 	state = json_pack("{s:s,s:i,s:i,s:I,s:{s:I},s:{s:I,s:I,s:I},s:o,s:{},s:{s:s?}}", "status",
-	                  status_of(st), "status_code", status_code_of(st), "pid", pid > 0 ? pid : -1,
-	                  "processes", (json_int_t)usage.processes, "cpu", "usage",
-	                  (json_int_t)usage.cpu_usage_nsec, "memory", "usage",
-	                  (json_int_t)usage.memory_bytes, "usage_peak",
-	                  (json_int_t)usage.memory_peak_bytes, "swap_usage", (json_int_t)0,
-	                  "network", json_object(), "disk", "kiva", "cpuset", cpuset);
+			  status_of(st), "status_code", status_code_of(st), "pid",
+			  pid > 0 ? pid : -1, "processes", (json_int_t)usage.processes, "cpu",
+			  "usage", (json_int_t)usage.cpu_usage_nsec, "memory", "usage",
+			  (json_int_t)usage.memory_bytes, "usage_peak",
+			  (json_int_t)usage.memory_peak_bytes, "swap_usage", (json_int_t)0,
+			  "network", json_object(), "disk", "kiva", "cpuset", cpuset);
 	return state;
 }
 
@@ -195,7 +195,7 @@ static const json_t *find_instance(struct api_request *req, const char *name)
 /* Chooses `count` CPUs for an unpinned instance: the ones fewest other instances hold
  * (ties: lowest number). NUMA-aware placement replaces this in the scheduler issue. */
 static void choose_cpus(struct api_ctx *ctx, const char *self, unsigned count, char *buf,
-                        size_t len)
+			size_t len)
 {
 	unsigned ncpus = ctx->host.ncpus ? ctx->host.ncpus : 1;
 	unsigned load[PROTO_CPU_MAX] = {0};
@@ -207,7 +207,8 @@ static void choose_cpus(struct api_ctx *ctx, const char *self, unsigned count, c
 	if (ncpus > PROTO_CPU_MAX)
 		ncpus = PROTO_CPU_MAX;
 	json_object_foreach((json_t *)insts, key, inst) {
-		const char *cs = json_get_str(json_object_get(inst, "config"), "volatile.cpuset", NULL);
+		const char *cs =
+			json_get_str(json_object_get(inst, "config"), "volatile.cpuset", NULL);
 		uint64_t bm[PROTO_CPU_MAX / 64];
 		unsigned n;
 
@@ -291,11 +292,11 @@ static int write_lxc_config(struct api_ctx *ctx, const json_t *inst, struct kiva
 	r = runtime_config_render(&ctx->host, &spec, &text);
 	if (r < 0)
 		return kiva_error_set(reterr, r, "Failed to generate the container config of '%s'",
-		                      name);
+				      name);
 	r = runtime_config_write(ctx->lxcpath, name, text);
 	if (r < 0)
 		return kiva_error_set(reterr, r, "Failed to write the container config of '%s': %s",
-		                      name, strerror(-r));
+				      name, strerror(-r));
 	return 0;
 }
 
@@ -315,7 +316,7 @@ static void strip_nl(char *s)
 /* Applies the limits of new_config to a running container; on failure restores the old values
  * of what was already changed and returns the error, so a refused change changes nothing. */
 static int apply_live_limits(struct api_ctx *ctx, const char *name, const json_t *old_config,
-                             const json_t *new_config, struct kiva_error *reterr)
+			     const json_t *new_config, struct kiva_error *reterr)
 {
 	static const struct live_key keys[] = {
 		{"limits.memory", "memory.limit_in_bytes", "memory.max"},
@@ -342,10 +343,10 @@ static int apply_live_limits(struct api_ctx *ctx, const char *name, const json_t
 	else
 		snprintf(values[1], sizeof(values[1]), "max");
 	snprintf(values[2], sizeof(values[2]), "%s",
-	         json_get_str(new_config, "volatile.cpuset", ""));
+		 json_get_str(new_config, "volatile.cpuset", ""));
 	if (!values[2][0])
 		snprintf(values[2], sizeof(values[2]), "0-%u",
-		         ctx->host.ncpus ? ctx->host.ncpus - 1 : 0);
+			 ctx->host.ncpus ? ctx->host.ncpus - 1 : 0);
 	/* CFS quota of N full CPUs per 100 ms period, as runtime-config.c renders it */
 	if (nl.cpu_count && v2)
 		snprintf(values[3], sizeof(values[3]), "%u 100000", nl.cpu_count * 100000);
@@ -370,8 +371,8 @@ static int apply_live_limits(struct api_ctx *ctx, const char *name, const json_t
 		r = runtime_cgroup_set(ctx->lxcpath, name, cg, values[i]);
 		if (r < 0) {
 			kiva_error_set(reterr, r,
-			               "Failed to apply %s=%s to the running instance: %s",
-			               keys[i].config_key, nv ? nv : "(unset)", strerror(-r));
+				       "Failed to apply %s=%s to the running instance: %s",
+				       keys[i].config_key, nv ? nv : "(unset)", strerror(-r));
 			break;
 		}
 		applied[i] = true;
@@ -380,7 +381,7 @@ static int apply_live_limits(struct api_ctx *ctx, const char *name, const json_t
 		for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
 			if (applied[i] && olds[i][0])
 				(void)runtime_cgroup_set(ctx->lxcpath, name,
-				                         v2 ? keys[i].v2 : keys[i].v1, olds[i]);
+							 v2 ? keys[i].v2 : keys[i].v1, olds[i]);
 	return r < 0 ? r : 0;
 }
 
@@ -409,7 +410,7 @@ void api_instances_handle_list(struct api_request *req)
 			json_array_append_new(list, json_string(url));
 		} else {
 			json_array_append_new(list,
-			                      api_instance_render(req->ctx, inst, recursion >= 2));
+					      api_instance_render(req->ctx, inst, recursion >= 2));
 		}
 	}
 	api_reply_sync(req, list);
@@ -421,8 +422,7 @@ void api_instance_handle_get(struct api_request *req)
 
 	if (!inst)
 		return;
-	api_reply_sync(req, api_instance_render(req->ctx, inst,
-	                                        api_recursion(req) >= 1));
+	api_reply_sync(req, api_instance_render(req->ctx, inst, api_recursion(req) >= 1));
 }
 
 void api_instance_handle_state_get(struct api_request *req)
@@ -432,7 +432,7 @@ void api_instance_handle_state_get(struct api_request *req)
 	if (!inst)
 		return;
 	api_reply_sync(req, render_state(req->ctx, req->params[0],
-	                                 runtime_state(req->ctx->lxcpath, req->params[0])));
+					 runtime_state(req->ctx->lxcpath, req->params[0])));
 }
 
 /* ---- store helpers ---- */
@@ -465,7 +465,7 @@ static void started(void *userdata, const struct api_spawn_result *res)
 
 	if (res->exit_status != 0) {
 		task_fail(t, "Failed to start instance '%s': %s", t->name,
-		          res->message[0] ? res->message : "kiva-helper failed");
+			  res->message[0] ? res->message : "kiva-helper failed");
 		return;
 	}
 	task_done(t, NULL);
@@ -499,7 +499,7 @@ static void stopped(void *userdata, const struct api_spawn_result *res)
 
 	if (res->exit_status != 0) {
 		task_fail(t, "Failed to stop instance '%s': %s", t->name,
-		          res->message[0] ? res->message : "kiva-helper failed");
+			  res->message[0] ? res->message : "kiva-helper failed");
 		return;
 	}
 	if (t->start_after) {
@@ -531,7 +531,7 @@ static void frozen(void *userdata, const struct api_spawn_result *res)
 
 	if (res->exit_status != 0) {
 		task_fail(t, "Failed to %s instance '%s': %s", t->action, t->name,
-		          res->message[0] ? res->message : "kiva-helper failed");
+			  res->message[0] ? res->message : "kiva-helper failed");
 		return;
 	}
 	task_done(t, NULL);
@@ -555,8 +555,9 @@ void api_instance_handle_state_put(struct api_request *req)
 		return;
 	action = json_get_str(body, "action", NULL);
 	if (!action) {
-		api_reply_error(req, 400, "Missing action: one of start, stop, restart, freeze, "
-		                          "unfreeze");
+		api_reply_error(req, 400,
+				"Missing action: one of start, stop, restart, freeze, "
+				"unfreeze");
 		return;
 	}
 	jt = json_object_get(body, "timeout");
@@ -568,7 +569,7 @@ void api_instance_handle_state_put(struct api_request *req)
 		timeout = json_integer_value(jt) < 0 ? 30 : (int)json_integer_value(jt);
 	if (jt && json_integer_value(jt) > 3600) {
 		api_reply_error(req, 400, "Invalid timeout %lld: at most 3600 seconds",
-		                (long long)json_integer_value(jt));
+				(long long)json_integer_value(jt));
 		return;
 	}
 	st = runtime_state(ctx->lxcpath, name);
@@ -597,14 +598,16 @@ void api_instance_handle_state_put(struct api_request *req)
 			return;
 		}
 	} else {
-		api_reply_error(req, 400, "Unknown action '%s': one of start, stop, restart, freeze, "
-		                          "unfreeze",
-		                action);
+		api_reply_error(req, 400,
+				"Unknown action '%s': one of start, stop, restart, freeze, "
+				"unfreeze",
+				action);
 		return;
 	}
-	op = api_op_new(ctx, action[0] == 's' && action[2] == 'a' ? "Starting instance"
-	                                                          : "Changing instance state",
-	                instance_resources(name));
+	op = api_op_new(ctx,
+			action[0] == 's' && action[2] == 'a' ? "Starting instance"
+							     : "Changing instance state",
+			instance_resources(name));
 	t = op ? task_new(ctx, op, name) : NULL;
 	if (!t) {
 		api_reply_error(req, 500, "Out of memory");
@@ -774,14 +777,16 @@ void api_instances_handle_create(struct api_request *req)
 		return;
 	}
 	if (devices && json_object_size(devices) > 0) {
-		api_reply_error(req, 400, "Devices are not supported yet (networks come with the "
-		                          "networking release)");
+		api_reply_error(req, 400,
+				"Devices are not supported yet (networks come with the "
+				"networking release)");
 		return;
 	}
 	profiles = json_object_get(body, "profiles");
-	if (profiles && (!json_is_array(profiles) || json_array_size(profiles) > 1 ||
-	                 (json_array_size(profiles) == 1 &&
-	                  !streq(json_string_value(json_array_get(profiles, 0)) ?: "", "default")))) {
+	if (profiles &&
+	    (!json_is_array(profiles) || json_array_size(profiles) > 1 ||
+	     (json_array_size(profiles) == 1 &&
+	      !streq(json_string_value(json_array_get(profiles, 0)) ?: "", "default")))) {
 		api_reply_error(req, 400, "Only the 'default' profile exists");
 		return;
 	}
@@ -811,12 +816,11 @@ void api_instances_handle_create(struct api_request *req)
 	now_rfc3339(now);
 	snprintf(idmap, sizeof(idmap), "%u", ctx->idmap_base);
 	inst = json_pack("{s:s,s:s,s:s,s:{},s:{},s:b,s:[s],s:s,s:s,s:s}", "name", name, "type",
-	                 "container", "architecture",
-	                 json_get_str(image, "architecture", "x86_64"), "config", "devices",
-	                 "ephemeral",
-	                 json_get_bool(body, "ephemeral", false), "profiles", "default",
-	                 "description", json_get_str(body, "description", ""), "created_at", now,
-	                 "last_used_at", now);
+			 "container", "architecture", json_get_str(image, "architecture", "x86_64"),
+			 "config", "devices", "ephemeral", json_get_bool(body, "ephemeral", false),
+			 "profiles", "default", "description",
+			 json_get_str(body, "description", ""), "created_at", now, "last_used_at",
+			 now);
 	if (!inst) {
 		api_reply_error(req, 500, "Out of memory");
 		return;
@@ -825,7 +829,7 @@ void api_instances_handle_create(struct api_request *req)
 		json_object_set_new(inst, "config", json_deep_copy(config));
 	copy_image_config(json_object_get(inst, "config"), image);
 	json_set_str(json_object_get(inst, "config"), "volatile.base_image",
-	             json_get_str(image, "fingerprint", ""));
+		     json_get_str(image, "fingerprint", ""));
 	json_set_str(json_object_get(inst, "config"), "volatile.idmap.base", idmap);
 	if (assign_cpuset(ctx, inst, &err) < 0) {
 		api_reply_kiva_error(req, &err);
@@ -877,7 +881,7 @@ int api_instance_dematerialize(struct api_ctx *ctx, const char *name, struct kiv
 	r = runtime_remove(ctx->lxcpath, name);
 	if (r < 0)
 		return kiva_error_set(reterr, r, "Failed to remove the container config: %s",
-		                      strerror(-r));
+				      strerror(-r));
 	r = storage_volume_delete(ctx->pool, rel, reterr);
 	if (r < 0)
 		return r;
@@ -974,8 +978,8 @@ static void update_committed(void *userdata, int status, const char *errmsg)
 	if (status < 0) {
 		if (u->live)
 			(void)apply_live_limits(u->t->ctx, u->t->name,
-			                        json_object_get(u->t->inst, "config"), u->old_config,
-			                        NULL);
+						json_object_get(u->t->inst, "config"),
+						u->old_config, NULL);
 		update_finish(u, status, errmsg ? errmsg : "Failed to record the change");
 		return;
 	}
@@ -1023,8 +1027,9 @@ static void handle_update(struct api_request *req, bool patch)
 	}
 	devices = json_object_get(body, "devices");
 	if (devices && (!json_is_object(devices) || json_object_size(devices) > 0)) {
-		api_reply_error(req, 400, "Devices are not supported yet (networks come with the "
-		                          "networking release)");
+		api_reply_error(req, 400,
+				"Devices are not supported yet (networks come with the "
+				"networking release)");
 		return;
 	}
 	inst = json_deep_copy(stored);
@@ -1034,7 +1039,8 @@ static void handle_update(struct api_request *req, bool patch)
 		json_object_foreach((json_t *)bconfig, key, v) {
 			if (startswith(key, "volatile.")) {
 				api_reply_error(req, 400,
-				                "Configuration key %s is set by the server only", key);
+						"Configuration key %s is set by the server only",
+						key);
 				return;
 			}
 			if (json_is_null(v))
@@ -1061,7 +1067,7 @@ static void handle_update(struct api_request *req, bool patch)
 		return;
 	}
 	if (!json_equal(json_object_get(old_config, "limits.cpu"),
-	                json_object_get(config, "limits.cpu")) &&
+			json_object_get(config, "limits.cpu")) &&
 	    assign_cpuset(ctx, inst, &err) < 0) {
 		api_reply_kiva_error(req, &err);
 		return;
@@ -1134,7 +1140,7 @@ static void exec_done(void *userdata, const struct api_spawn_result *res)
 	if (read_file(t->status_path, 4096, &status, NULL) < 0 || !status[0]) {
 		unlink(t->status_path);
 		task_fail(t, "Failed to run the command in '%s': %s", t->name,
-		          res->message[0] ? res->message : "kiva-helper failed");
+			  res->message[0] ? res->message : "kiva-helper failed");
 		return;
 	}
 	unlink(t->status_path);
@@ -1152,9 +1158,9 @@ static void exec_done(void *userdata, const struct api_spawn_result *res)
 		char out[256], err[256];
 
 		snprintf(out, sizeof(out), "/1.0/instances/%s/logs/exec_%s.stdout", t->name,
-		         t->exec_id);
+			 t->exec_id);
 		snprintf(err, sizeof(err), "/1.0/instances/%s/logs/exec_%s.stderr", t->name,
-		         t->exec_id);
+			 t->exec_id);
 		json_object_set_new(meta, "output", json_pack("{s:s,s:s}", "1", out, "2", err));
 	}
 	task_done(t, meta);
@@ -1197,8 +1203,9 @@ void api_instance_handle_exec(struct api_request *req)
 	}
 	if (json_get_bool(body, "wait-for-websocket", false) ||
 	    json_get_bool(body, "interactive", false)) {
-		api_reply_error(req, 400, "Interactive exec over WebSocket is not supported yet: "
-		                          "use record-output");
+		api_reply_error(req, 400,
+				"Interactive exec over WebSocket is not supported yet: "
+				"use record-output");
 		return;
 	}
 	if (runtime_state(ctx->lxcpath, name) != RUNTIME_RUNNING) {
@@ -1233,7 +1240,8 @@ void api_instance_handle_exec(struct api_request *req)
 	r = r ?: strv_push(&args, strdup("--"));
 	json_array_foreach(cmd, i, v) {
 		if (!json_is_string(v)) {
-			api_reply_error(req, 400, "Invalid command: argument %zu is not a string", i);
+			api_reply_error(req, 400, "Invalid command: argument %zu is not a string",
+					i);
 			return;
 		}
 		r = r ?: strv_push(&args, strdup(json_string_value(v)));
@@ -1282,7 +1290,8 @@ static bool log_name_valid(const char *file)
 	for (const char *p = file + 5; *p && *p != '.'; p++)
 		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || *p == '-'))
 			return false;
-	return (n > 7 && streq(file + n - 7, ".stdout")) || (n > 7 && streq(file + n - 7, ".stderr"));
+	return (n > 7 && streq(file + n - 7, ".stdout")) ||
+	       (n > 7 && streq(file + n - 7, ".stderr"));
 }
 
 static char *log_path(struct api_request *req)
@@ -1312,7 +1321,7 @@ void api_instance_handle_log_get(struct api_request *req)
 	r = read_file(path, 64 * 1024 * 1024, &data, &len);
 	if (r < 0) {
 		api_reply_error(req, r == -ENOENT ? 404 : 500, "Log file '%s' not found",
-		                req->params[1]);
+				req->params[1]);
 		return;
 	}
 	api_reply_raw(req, 200, "application/octet-stream", data, len);
@@ -1330,7 +1339,7 @@ void api_instance_handle_log_delete(struct api_request *req)
 	}
 	if (unlink(path) < 0) {
 		api_reply_error(req, errno == ENOENT ? 404 : 500, "Log file '%s' not found",
-		                req->params[1]);
+				req->params[1]);
 		return;
 	}
 	api_reply_sync(req, NULL);

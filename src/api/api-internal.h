@@ -9,7 +9,7 @@
 #include "basic-hash.h"
 #include "basic-json.h"
 
-#define API_BODY_MAX (1024 * 1024)                  /* JSON bodies */
+#define API_BODY_MAX (1024 * 1024) /* JSON bodies */
 #define API_UPLOAD_MAX (64ULL * 1024 * 1024 * 1024) /* image uploads */
 
 enum api_method { API_GET, API_POST, API_PUT, API_PATCH, API_DELETE, API_METHOD_OTHER };
@@ -24,16 +24,16 @@ struct api_request {
 	char path[1024];
 	char query[1024];
 	char content_type[128];
-	char filename[256];   /* X-LXD-filename header of uploads */
+	char filename[256]; /* X-LXD-filename header of uploads */
 	uint64_t content_length;
-	char *body;           /* JSON body, NUL-terminated (NULL for uploads and empty bodies) */
+	char *body; /* JSON body, NUL-terminated (NULL for uploads and empty bodies) */
 	size_t body_len;
-	bool upload;          /* body streamed to upload_path */
+	bool upload; /* body streamed to upload_path */
 	int upload_fd;
 	char *upload_path;
 	uint64_t upload_bytes;
 	struct sha256_ctx upload_hash;
-	int body_error;       /* set while reading a body: reply with it at completion */
+	int body_error; /* set while reading a body: reply with it at completion */
 	char body_errmsg[128];
 	const char *params[4]; /* route captures, point into path_parts */
 	char path_parts[1024];
@@ -61,7 +61,7 @@ void api_reply_error(struct api_request *req, int http_status, const char *fmt, 
 /* Maps a -errno (from a kiva_error) to an HTTP status and replies with the message. */
 void api_reply_kiva_error(struct api_request *req, const struct kiva_error *err);
 void api_reply_raw(struct api_request *req, int http_status, const char *content_type, char *data,
-                   size_t len);
+		   size_t len);
 void api_reply_async(struct api_request *req, struct api_op *op);
 /* Marks the request as answered later. */
 void api_defer(struct api_request *req);
@@ -115,7 +115,7 @@ typedef void (*api_spawn_cb)(void *userdata, const struct api_spawn_result *res)
  * "Error: " line returned in res->message; extra_fd becomes fd 3 when >= 0. The fds are only
  * borrowed for the spawn. cb runs from the loop once the helper exited and stderr is drained. */
 int api_spawn_helper(struct api_ctx *ctx, const char *program, char *const args[], int fd_out,
-                     int fd_err, int extra_fd, api_spawn_cb cb, void *userdata);
+		     int fd_err, int extra_fd, api_spawn_cb cb, void *userdata);
 
 /* api-instances.c */
 void api_instances_handle_list(struct api_request *req);

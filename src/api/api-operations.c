@@ -40,12 +40,12 @@ static int status_code(enum api_op_status s)
 json_t *api_op_to_json(const struct api_op *op)
 {
 	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:O,s:O,s:b,s:s,s:s}", "id", op->id, "class",
-	                 "task", "description", op->description, "created_at", op->created_at,
-	                 "updated_at", op->updated_at, "status", status_name(op->status),
-	                 "status_code", status_code(op->status), "resources",
-	                 op->resources ? op->resources : json_null(), "metadata",
-	                 op->metadata ? op->metadata : json_null(), "may_cancel", 0, "err", op->err,
-	                 "location", "none");
+			 "task", "description", op->description, "created_at", op->created_at,
+			 "updated_at", op->updated_at, "status", status_name(op->status),
+			 "status_code", status_code(op->status), "resources",
+			 op->resources ? op->resources : json_null(), "metadata",
+			 op->metadata ? op->metadata : json_null(), "may_cancel", 0, "err", op->err,
+			 "location", "none");
 }
 
 static void op_free(struct api_op *op)
@@ -87,7 +87,7 @@ struct api_op *api_op_new(struct api_ctx *ctx, const char *description, json_t *
 		return NULL;
 	}
 	snprintf(op->id, sizeof(op->id), "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
-	         hex + 16, hex + 20);
+		 hex + 16, hex + 20);
 	op->ctx = ctx;
 	snprintf(op->description, sizeof(op->description), "%s", description);
 	now_rfc3339(op->created_at);

@@ -46,7 +46,7 @@ static void submit(struct reconcile *rc, json_t *cmd)
 }
 
 void api_reconcile(struct api_ctx *ctx, void (*cb)(struct api_ctx *ctx, void *userdata),
-                   void *userdata)
+		   void *userdata)
 {
 	const json_t *insts = json_object_get(store_state(ctx->store), "instances");
 	struct reconcile *rc = calloc(1, sizeof(*rc));
@@ -71,7 +71,7 @@ void api_reconcile(struct api_ctx *ctx, void (*cb)(struct api_ctx *ctx, void *us
 		if (streq(state, "creating")) {
 			if (api_instance_materialize(ctx, inst, &err) < 0) {
 				log_warning("Reconcile: dropping half-made instance '%s': %s", name,
-				            err.msg);
+					    err.msg);
 				(void)api_instance_dematerialize(ctx, name, NULL);
 				submit(rc, store_cmd_instance_delete(name));
 			} else {
@@ -81,11 +81,13 @@ void api_reconcile(struct api_ctx *ctx, void (*cb)(struct api_ctx *ctx, void *us
 			}
 		} else if (streq(state, "deleting")) {
 			if (runtime_state(ctx->lxcpath, name) == RUNTIME_RUNNING) {
-				log_warning("Reconcile: '%s' is being deleted but runs; leaving it", name);
+				log_warning("Reconcile: '%s' is being deleted but runs; leaving it",
+					    name);
 				continue;
 			}
 			if (api_instance_dematerialize(ctx, name, &err) < 0) {
-				log_warning("Reconcile: can't finish deleting '%s': %s", name, err.msg);
+				log_warning("Reconcile: can't finish deleting '%s': %s", name,
+					    err.msg);
 				continue;
 			}
 			log_info("Reconcile: finished deleting instance '%s'", name);
@@ -102,8 +104,9 @@ void api_reconcile(struct api_ctx *ctx, void (*cb)(struct api_ctx *ctx, void *us
 				continue;
 			if (runtime_state(ctx->lxcpath, *n) != RUNTIME_STOPPED &&
 			    runtime_state(ctx->lxcpath, *n) != RUNTIME_MISSING) {
-				log_warning("Reconcile: container '%s' has no record but runs; leaving it",
-				            *n);
+				log_warning(
+					"Reconcile: container '%s' has no record but runs; leaving it",
+					*n);
 				continue;
 			}
 			log_info("Reconcile: removing leftover container '%s'", *n);
@@ -112,4 +115,3 @@ void api_reconcile(struct api_ctx *ctx, void (*cb)(struct api_ctx *ctx, void *us
 	}
 	one_done(rc);
 }
-

@@ -14,14 +14,14 @@ static void reply_json(struct api_request *req, int status, json_t *doc)
 	json_decref(doc);
 	if (!text) {
 		text = strdup("{\"type\":\"error\",\"error\":\"Out of memory\",\"error_code\":500,"
-		              "\"metadata\":null}");
+			      "\"metadata\":null}");
 		status = 500;
 	}
 	api_reply_raw(req, status, "application/json", text, text ? strlen(text) : 0);
 }
 
 void api_reply_raw(struct api_request *req, int http_status, const char *content_type, char *data,
-                   size_t len)
+		   size_t len)
 {
 	if (req->replied) {
 		free(data);
@@ -37,9 +37,9 @@ void api_reply_raw(struct api_request *req, int http_status, const char *content
 
 void api_reply_sync(struct api_request *req, json_t *metadata)
 {
-	json_t *doc = json_pack("{s:s,s:s,s:i,s:s,s:i,s:s,s:o}", "type", "sync", "status", "Success",
-	                        "status_code", 200, "operation", "", "error_code", 0, "error", "",
-	                        "metadata", metadata ? metadata : json_null());
+	json_t *doc = json_pack("{s:s,s:s,s:i,s:s,s:i,s:s,s:o}", "type", "sync", "status",
+				"Success", "status_code", 200, "operation", "", "error_code", 0,
+				"error", "", "metadata", metadata ? metadata : json_null());
 
 	reply_json(req, 200, doc);
 }
@@ -53,8 +53,8 @@ void api_reply_error(struct api_request *req, int http_status, const char *fmt, 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	reply_json(req, http_status,
-	           json_pack("{s:s,s:s,s:i,s:n}", "type", "error", "error", msg, "error_code",
-	                     http_status, "metadata"));
+		   json_pack("{s:s,s:s,s:i,s:n}", "type", "error", "error", msg, "error_code",
+			     http_status, "metadata"));
 }
 
 static int errno_to_http(int code)
@@ -89,14 +89,14 @@ static int errno_to_http(int code)
 void api_reply_kiva_error(struct api_request *req, const struct kiva_error *err)
 {
 	api_reply_error(req, errno_to_http(err->code), "%s",
-	                err->msg[0] ? err->msg : strerror(-err->code));
+			err->msg[0] ? err->msg : strerror(-err->code));
 }
 
 void api_reply_async(struct api_request *req, struct api_op *op)
 {
-	json_t *doc = json_pack("{s:s,s:s,s:i,s:s,s:o}", "type", "async", "status",
-	                        "Operation created", "status_code", 100, "operation", "",
-	                        "metadata", api_op_to_json(op));
+	json_t *doc =
+		json_pack("{s:s,s:s,s:i,s:s,s:o}", "type", "async", "status", "Operation created",
+			  "status_code", 100, "operation", "", "metadata", api_op_to_json(op));
 	char url[128];
 
 	snprintf(url, sizeof(url), "/1.0/operations/%s", op->id);
@@ -159,7 +159,7 @@ int api_parse_body(struct api_request *req, json_t **ret)
 	j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!j) {
 		api_reply_error(req, 400, "Malformed JSON in request body: %s (line %d)", jerr.text,
-		                jerr.line);
+				jerr.line);
 		return -EINVAL;
 	}
 	if (!json_is_object(j)) {

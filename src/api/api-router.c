@@ -13,7 +13,8 @@ static const struct route {
 	api_handler get, post, put, patch, delete;
 } routes[] = {
 	{"/1.0", api_handle_server_get, NULL, NULL, NULL, NULL},
-	{"/1.0/instances", api_instances_handle_list, api_instances_handle_create, NULL, NULL, NULL},
+	{"/1.0/instances", api_instances_handle_list, api_instances_handle_create, NULL, NULL,
+	 NULL},
 	{"/1.0/instances/*", api_instance_handle_get, NULL, api_instance_handle_put,
 	 api_instance_handle_patch, api_instance_handle_delete},
 	{"/1.0/instances/*/state", api_instance_handle_state_get, NULL,

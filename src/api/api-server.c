@@ -86,10 +86,10 @@ static int begin_request(struct lws *wsi, struct pss *pss, const char *uri)
 	if (lws_hdr_copy(wsi, req->query, sizeof(req->query), WSI_TOKEN_HTTP_URI_ARGS) < 0)
 		req->query[0] = 0;
 	if (lws_hdr_copy(wsi, req->content_type, sizeof(req->content_type),
-	                 WSI_TOKEN_HTTP_CONTENT_TYPE) < 0)
+			 WSI_TOKEN_HTTP_CONTENT_TYPE) < 0)
 		req->content_type[0] = 0;
-	n = lws_hdr_custom_copy(wsi, req->filename, sizeof(req->filename), "x-lxd-filename:",
-	                        (int)strlen("x-lxd-filename:"));
+	n = lws_hdr_custom_copy(wsi, req->filename, sizeof(req->filename),
+				"x-lxd-filename:", (int)strlen("x-lxd-filename:"));
 	if (n < 0)
 		req->filename[0] = 0;
 	pss->req = req;
@@ -102,8 +102,9 @@ static int begin_request(struct lws *wsi, struct pss *pss, const char *uri)
 	}
 	if (lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
 		if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING))
-			api_reply_error(req, 411, "Chunked request bodies are not supported: send "
-			                          "Content-Length");
+			api_reply_error(req, 411,
+					"Chunked request bodies are not supported: send "
+					"Content-Length");
 		else
 			api_dispatch(req); /* no body */
 		return 0;
@@ -128,7 +129,8 @@ static int begin_request(struct lws *wsi, struct pss *pss, const char *uri)
 		snprintf(tmpl, sizeof(tmpl), "%s/upload-XXXXXX", ctx->tmp_dir);
 		req->upload_fd = mkostemp(tmpl, O_CLOEXEC);
 		if (req->upload_fd < 0) {
-			api_reply_error(req, 500, "Failed to store the upload: %s", strerror(errno));
+			api_reply_error(req, 500, "Failed to store the upload: %s",
+					strerror(errno));
 			return 0;
 		}
 		req->upload_path = strdup(tmpl);
@@ -136,7 +138,7 @@ static int begin_request(struct lws *wsi, struct pss *pss, const char *uri)
 	} else if (req->content_length > API_BODY_MAX) {
 		/* Answer now: reading 100 MB to refuse it helps nobody. lws closes afterwards. */
 		api_reply_error(req, 413, "Request body too large: %llu bytes, the limit is %d",
-		                (unsigned long long)req->content_length, API_BODY_MAX);
+				(unsigned long long)req->content_length, API_BODY_MAX);
 		return 0;
 	}
 	if (req->content_length == 0)
@@ -199,12 +201,12 @@ static int write_reply(struct lws *wsi, struct pss *pss)
 		unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
 
 		if (lws_add_http_common_headers(wsi, (unsigned int)req->status, req->reply_type,
-		                                req->reply_len, &p, end))
+						req->reply_len, &p, end))
 			return -1;
 		if (req->location[0] &&
 		    lws_add_http_header_by_name(wsi, (const unsigned char *)"location:",
-		                                (const unsigned char *)req->location,
-		                                (int)strlen(req->location), &p, end))
+						(const unsigned char *)req->location,
+						(int)strlen(req->location), &p, end))
 			return -1;
 		if (lws_finalize_write_http_header(wsi, start, &p, end))
 			return -1;
@@ -220,7 +222,7 @@ static int write_reply(struct lws *wsi, struct pss *pss)
 		last = req->reply_off + chunk == req->reply_len;
 		memcpy(buf + LWS_PRE, req->reply_body + req->reply_off, chunk);
 		if (lws_write(wsi, buf + LWS_PRE, chunk,
-		              last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)chunk)
+			      last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)chunk)
 			return -1;
 		req->reply_off += chunk;
 		if (!last) {
@@ -230,9 +232,9 @@ static int write_reply(struct lws *wsi, struct pss *pss)
 	}
 	/* Whole reply written. A refused body was not read: close rather than resync. */
 	{
-		bool close_after = req->body_error || (req->content_length && !req->upload &&
-		                                       req->body_len < req->content_length &&
-		                                       req->method != API_GET);
+		bool close_after = req->body_error ||
+				   (req->content_length && !req->upload &&
+				    req->body_len < req->content_length && req->method != API_GET);
 
 		api_request_free(req);
 		pss->req = NULL;
@@ -252,7 +254,7 @@ void api_server_send(struct api_request *req)
 }
 
 static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                         size_t len)
+			 size_t len)
 {
 	struct pss *pss = user;
 
@@ -270,7 +272,7 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
 			return 0;
 		if (pss->req->body_error) {
 			api_reply_error(pss->req, pss->req->body_error, "%s",
-			                pss->req->body_errmsg);
+					pss->req->body_errmsg);
 			return 0;
 		}
 		api_dispatch(pss->req);
@@ -320,7 +322,7 @@ int api_server_start(struct api_ctx *ctx, struct kiva_error *reterr)
 	srv->foreign_loops[0] = ctx->loop;
 	info.foreign_loops = srv->foreign_loops;
 	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UNIX_SOCK |
-	               LWS_SERVER_OPTION_DISABLE_IPV6;
+		       LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.iface = ctx->socket_path;
 	info.port = 0;
 	info.protocols = protocols;

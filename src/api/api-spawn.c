@@ -35,7 +35,8 @@ static void spawn_handle_closed(uv_handle_t *h)
 		char *line, *save = NULL, *last = NULL;
 
 		s->errbuf[s->errlen] = 0;
-		for (line = strtok_r(s->errbuf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		for (line = strtok_r(s->errbuf, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save))
 			if (*line)
 				last = line;
 		if (last) {
@@ -98,7 +99,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 }
 
 int api_spawn_helper(struct api_ctx *ctx, const char *program, char *const args[], int fd_out,
-                     int fd_err, int extra_fd, api_spawn_cb cb, void *userdata)
+		     int fd_err, int extra_fd, api_spawn_cb cb, void *userdata)
 {
 	uv_process_options_t opts = {0};
 	uv_stdio_container_t stdio[4];
@@ -155,8 +156,8 @@ int api_spawn_helper(struct api_ctx *ctx, const char *program, char *const args[
 		s->pending_closes = 1 + (s->capture ? 1 : 0);
 		/* uv_spawn failed: the handle must still be closed; report through cb */
 		s->res.exit_status = 127;
-		snprintf(s->res.message, sizeof(s->res.message), "Failed to run %s: %s",
-		         program, uv_strerror(r));
+		snprintf(s->res.message, sizeof(s->res.message), "Failed to run %s: %s", program,
+			 uv_strerror(r));
 		s->capture = false;
 		ctx->pending_tasks++;
 		uv_close((uv_handle_t *)&s->proc, spawn_handle_closed);

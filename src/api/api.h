@@ -20,9 +20,9 @@ struct api_op;
 struct api_ctx {
 	struct uv_loop_s *loop;
 	const char *state_dir;
-	const char *lxcpath;     /* STATE_DIR/containers */
-	const char *logs_dir;    /* STATE_DIR/logs */
-	const char *tmp_dir;     /* STATE_DIR/tmp: uploads */
+	const char *lxcpath; /* STATE_DIR/containers */
+	const char *logs_dir; /* STATE_DIR/logs */
+	const char *tmp_dir; /* STATE_DIR/tmp: uploads */
 	const char *socket_path;
 	const char *helper_path; /* kiva-helper */
 	const char *archive_helper_path; /* kiva-archive-helper (image imports) */
@@ -51,7 +51,7 @@ void api_server_free(struct api_ctx *ctx);
 /* Brings state and host in line after a start (half-made instances, leftovers on disk).
  * cb runs when done. */
 void api_reconcile(struct api_ctx *ctx, void (*cb)(struct api_ctx *ctx, void *userdata),
-                   void *userdata);
+		   void *userdata);
 
 /* Frees every operation (shutdown). */
 void api_ops_free_all(struct api_ctx *ctx);

@@ -5,7 +5,7 @@
 #include "basic-error.h"
 
 __attribute__((format(printf, 3, 0))) static int error_vset(struct kiva_error *reterr, int code,
-                                                            const char *fmt, va_list ap)
+							    const char *fmt, va_list ap)
 {
 	if (reterr) {
 		reterr->code = code;

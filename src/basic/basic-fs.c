@@ -156,7 +156,7 @@ static int rm_rf_at(int dirfd, dev_t dev)
 				continue;
 			}
 			sub = openat(dirfd, de->d_name,
-			             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub < 0) {
 				r = -errno;
 				continue;

@@ -95,8 +95,8 @@ static void reconciled(struct api_ctx *ctx, void *userdata)
 		return;
 	}
 	log_info("kivad %s ready on %s (state %s, storage %s, cgroup v%d, %s)", KIVA_VERSION,
-	         ctx->socket_path, ctx->state_dir, ctx->pool->ops->name, ctx->host.cgroup_version,
-	         ctx->host.apparmor ? "apparmor" : "no LSM (nop)");
+		 ctx->socket_path, ctx->state_dir, ctx->pool->ops->name, ctx->host.cgroup_version,
+		 ctx->host.apparmor ? "apparmor" : "no LSM (nop)");
 	notify_ready(d, "ok\n");
 }
 
@@ -162,14 +162,14 @@ static int make_dirs(struct daemon *d, struct kiva_error *reterr)
 		r = mkdir_p(dirs[i], 0711);
 		if (r < 0)
 			return kiva_error_set(reterr, r, "Failed to create %s: %s", dirs[i],
-			                      strerror(-r));
+					      strerror(-r));
 	}
 	if (!sockdir)
 		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
 	r = mkdir_p(dirname(sockdir), 0755);
 	if (r < 0)
 		return kiva_error_set(reterr, r, "Failed to create the socket directory: %s",
-		                      strerror(-r));
+				      strerror(-r));
 	/* uploads cut by a crash */
 	(void)rm_rf(d->tmp_dir);
 	return mkdir_p(d->tmp_dir, 0700);
@@ -193,7 +193,7 @@ static int take_lock(struct daemon *d, struct kiva_error *reterr)
 		}
 		close(fd);
 		return kiva_error_set(reterr, -EBUSY, "Another kivad is running on %s",
-		                      d->opts->state_dir);
+				      d->opts->state_dir);
 	}
 	return fd; /* held until exit */
 }
@@ -214,7 +214,8 @@ static int daemonize(struct daemon *d)
 		return -errno;
 	if (pid > 0) {
 		close(p[1]);
-		while (len < sizeof(buf) - 1 && (n = read(p[0], buf + len, sizeof(buf) - 1 - len)) > 0)
+		while (len < sizeof(buf) - 1 &&
+		       (n = read(p[0], buf + len, sizeof(buf) - 1 - len)) > 0)
 			len += (size_t)n;
 		buf[len] = 0;
 		if (startswith(buf, "ok"))
@@ -268,7 +269,8 @@ int daemon_run(const struct daemon_options *opts)
 	d.raft_dir = strf("%s/raft", opts->state_dir);
 	d.seccomp_path = strf("%s/seccomp.profile", opts->state_dir);
 	log_path = opts->log_file ? strdup(opts->log_file) : strf("%s/kivad.log", opts->state_dir);
-	if (!d.lxcpath || !d.logs_dir || !d.tmp_dir || !d.raft_dir || !d.seccomp_path || !log_path) {
+	if (!d.lxcpath || !d.logs_dir || !d.tmp_dir || !d.raft_dir || !d.seccomp_path ||
+	    !log_path) {
 		log_error("Out of memory");
 		return 1;
 	}
@@ -300,7 +302,8 @@ int daemon_run(const struct daemon_options *opts)
 	d.helper_path = find_helper(opts->helper_path);
 	d.ctx.helper_path = d.helper_path;
 	if (!d.helper_path || access(d.helper_path, X_OK) < 0) {
-		fail_start(&d, "kiva-helper not found: install KIVA (make install) or pass --helper");
+		fail_start(&d,
+			   "kiva-helper not found: install KIVA (make install) or pass --helper");
 		return 1;
 	}
 	{
@@ -322,13 +325,13 @@ int daemon_run(const struct daemon_options *opts)
 	if (sysinfo(&si) == 0)
 		d.ctx.proto_host.memory_bytes = (uint64_t)si.totalram * si.mem_unit;
 	r = write_file_atomic(d.seccomp_path, runtime_seccomp_default(),
-	                      strlen(runtime_seccomp_default()), 0644);
+			      strlen(runtime_seccomp_default()), 0644);
 	if (r < 0) {
 		fail_start(&d, "Failed to write the seccomp profile");
 		return 1;
 	}
 	r = storage_pool_open(opts->state_dir, opts->storage_driver, opts->pool_size_bytes,
-	                      &d.ctx.pool, &err);
+			      &d.ctx.pool, &err);
 	if (r < 0) {
 		fail_start(&d, err.msg);
 		return 1;

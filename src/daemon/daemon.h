@@ -9,9 +9,9 @@ struct daemon_options {
 	const char *socket_path;
 	const char *raft_address;
 	const char *storage_driver; /* NULL = auto */
-	uint64_t pool_size_bytes;   /* 0 = LXD's rule */
-	const char *helper_path;    /* NULL = search */
-	const char *log_file;       /* NULL = stderr (or STATE/kivad.log with --daemon) */
+	uint64_t pool_size_bytes; /* 0 = LXD's rule */
+	const char *helper_path; /* NULL = search */
+	const char *log_file; /* NULL = stderr (or STATE/kivad.log with --daemon) */
 	bool daemonize;
 	bool debug;
 };

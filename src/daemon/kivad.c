@@ -30,12 +30,17 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"state-dir", required_argument, NULL, 's'}, {"socket", required_argument, NULL, 'S'},
+		{"state-dir", required_argument, NULL, 's'},
+		{"socket", required_argument, NULL, 'S'},
 		{"raft-address", required_argument, NULL, 'r'},
-		{"storage", required_argument, NULL, 'b'}, {"pool-size", required_argument, NULL, 'p'},
-		{"helper", required_argument, NULL, 'H'}, {"daemon", no_argument, NULL, 'd'},
-		{"log-file", required_argument, NULL, 'l'}, {"debug", no_argument, NULL, 'D'},
-		{"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'},
+		{"storage", required_argument, NULL, 'b'},
+		{"pool-size", required_argument, NULL, 'p'},
+		{"helper", required_argument, NULL, 'H'},
+		{"daemon", no_argument, NULL, 'd'},
+		{"log-file", required_argument, NULL, 'l'},
+		{"debug", no_argument, NULL, 'D'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct daemon_options opts = {

@@ -29,10 +29,8 @@ static const struct {
 	const char *name;
 	enum key_kind kind;
 } known_keys[] = {
-	{"limits.memory", KEY_MEMORY},
-	{"limits.cpu", KEY_CPU},
-	{"limits.processes", KEY_POSINT},
-	{"boot.autostart", KEY_BOOL},
+	{"limits.memory", KEY_MEMORY},	  {"limits.cpu", KEY_CPU},
+	{"limits.processes", KEY_POSINT}, {"boot.autostart", KEY_BOOL},
 	{"security.nesting", KEY_BOOL},
 };
 
@@ -113,7 +111,7 @@ int proto_cpuset_format(const uint64_t *bitmap, unsigned nbits, char *buf, size_
 }
 
 static int validate_cpu(const char *key, const char *value, const struct proto_host *host,
-                        struct kiva_error *reterr)
+			struct kiva_error *reterr)
 {
 	uint64_t bitmap[PROTO_CPU_MAX / 64];
 	unsigned ncpus = host && host->ncpus ? host->ncpus : PROTO_CPU_MAX;
@@ -124,34 +122,38 @@ static int validate_cpu(const char *key, const char *value, const struct proto_h
 	if (!strpbrk(value, ",-")) {
 		r = parse_int64(value, INT64_MIN, INT64_MAX, &n);
 		if (r == -EINVAL)
-			return kiva_error_set(reterr, -EINVAL,
-			                      "Invalid value for %s '%s': expected a CPU count (\"2\") or "
-			                      "a CPU list (\"0-1,3\")",
-			                      key, value);
+			return kiva_error_set(
+				reterr, -EINVAL,
+				"Invalid value for %s '%s': expected a CPU count (\"2\") or "
+				"a CPU list (\"0-1,3\")",
+				key, value);
 		if (r == 0 && n < 1)
 			return kiva_error_set(reterr, -EINVAL,
-			                      "Invalid value for %s '%s': must be at least 1", key, value);
+					      "Invalid value for %s '%s': must be at least 1", key,
+					      value);
 		if (r == -ERANGE || (uint64_t)n > ncpus)
-			return kiva_error_set(reterr, -EINVAL,
-			                      "Invalid value for %s '%s': needs %s CPUs, host has %u", key,
-			                      value, value, ncpus);
+			return kiva_error_set(
+				reterr, -EINVAL,
+				"Invalid value for %s '%s': needs %s CPUs, host has %u", key, value,
+				value, ncpus);
 		return 0;
 	}
 	r = proto_cpuset_parse(value, bitmap, PROTO_CPU_MAX, &count);
 	if (r == -ERANGE || (r == 0 && proto_cpuset_parse(value, bitmap, ncpus, &count) == -ERANGE))
 		return kiva_error_set(reterr, -EINVAL,
-		                      "Invalid value for %s '%s': host has CPUs 0-%u only", key, value,
-		                      ncpus - 1);
+				      "Invalid value for %s '%s': host has CPUs 0-%u only", key,
+				      value, ncpus - 1);
 	if (r < 0)
-		return kiva_error_set(reterr, -EINVAL,
-		                      "Invalid value for %s '%s': expected a CPU count (\"2\") or a CPU "
-		                      "list (\"0-1,3\")",
-		                      key, value);
+		return kiva_error_set(
+			reterr, -EINVAL,
+			"Invalid value for %s '%s': expected a CPU count (\"2\") or a CPU "
+			"list (\"0-1,3\")",
+			key, value);
 	return 0;
 }
 
 int proto_config_validate_key(const char *key, const char *value, const struct proto_host *host,
-                              struct kiva_error *reterr)
+			      struct kiva_error *reterr)
 {
 	if (!key || !*key)
 		return kiva_error_set(reterr, -EINVAL, "Empty configuration key");
@@ -172,36 +174,41 @@ int proto_config_validate_key(const char *key, const char *value, const struct p
 		case KEY_BOOL:
 			if (proto_bool_parse(value, NULL) == 0)
 				return 0;
-			return kiva_error_set(reterr, -EINVAL,
-			                      "Invalid value for %s '%s': expected true or false (or yes/no, on/off, 1/0)", key,
-			                      value);
+			return kiva_error_set(
+				reterr, -EINVAL,
+				"Invalid value for %s '%s': expected true or false (or yes/no, on/off, 1/0)",
+				key, value);
 		case KEY_STRING:
 			return 0;
 		case KEY_MEMORY:
 			if (parse_size_bytes(value, &bytes) < 0)
-				return kiva_error_set(reterr, -EINVAL,
-				                      "Invalid value for %s '%s': expected a size such as "
-				                      "\"512MB\" or \"1GiB\"",
-				                      key, value);
+				return kiva_error_set(
+					reterr, -EINVAL,
+					"Invalid value for %s '%s': expected a size such as "
+					"\"512MB\" or \"1GiB\"",
+					key, value);
 			if (bytes < 4 * 1024 * 1024)
-				return kiva_error_set(reterr, -EINVAL,
-				                      "Invalid value for %s '%s': must be at least 4MiB",
-				                      key, value);
+				return kiva_error_set(
+					reterr, -EINVAL,
+					"Invalid value for %s '%s': must be at least 4MiB", key,
+					value);
 			if (host && host->memory_bytes && bytes > host->memory_bytes) {
 				char buf[32];
 
-				return kiva_error_set(reterr, -EINVAL,
-				                      "Invalid value for %s '%s': host has %s of memory",
-				                      key, value, format_bytes(host->memory_bytes, buf));
+				return kiva_error_set(
+					reterr, -EINVAL,
+					"Invalid value for %s '%s': host has %s of memory", key,
+					value, format_bytes(host->memory_bytes, buf));
 			}
 			return 0;
 		case KEY_CPU:
 			return validate_cpu(key, value, host, reterr);
 		case KEY_POSINT:
 			if (parse_int64(value, 1, INT64_MAX, &n) < 0)
-				return kiva_error_set(reterr, -EINVAL,
-				                      "Invalid value for %s '%s': expected a positive integer",
-				                      key, value);
+				return kiva_error_set(
+					reterr, -EINVAL,
+					"Invalid value for %s '%s': expected a positive integer",
+					key, value);
 			return 0;
 		}
 	}
@@ -209,7 +216,7 @@ int proto_config_validate_key(const char *key, const char *value, const struct p
 }
 
 int proto_config_validate(const json_t *config, const struct proto_host *host, bool allow_volatile,
-                          struct kiva_error *reterr)
+			  struct kiva_error *reterr)
 {
 	const char *key;
 	json_t *value;
@@ -223,10 +230,11 @@ int proto_config_validate(const json_t *config, const struct proto_host *host, b
 
 		if (!json_is_string(value))
 			return kiva_error_set(reterr, -EINVAL,
-			                      "Invalid value for %s: expected a string", key);
+					      "Invalid value for %s: expected a string", key);
 		if (!allow_volatile && startswith(key, "volatile."))
 			return kiva_error_set(reterr, -EINVAL,
-			                      "Configuration key %s is set by the server only", key);
+					      "Configuration key %s is set by the server only",
+					      key);
 		r = proto_config_validate_key(key, json_string_value(value), host, reterr);
 		if (r < 0)
 			return r;
@@ -235,7 +243,7 @@ int proto_config_validate(const json_t *config, const struct proto_host *host, b
 }
 
 int proto_limits_from_config(const json_t *config, struct proto_limits *ret,
-                             struct kiva_error *reterr)
+			     struct kiva_error *reterr)
 {
 	struct proto_limits l = {0};
 	const char *v;
@@ -245,23 +253,25 @@ int proto_limits_from_config(const json_t *config, struct proto_limits *ret,
 		return kiva_error_set(reterr, -EINVAL, "Invalid value for limits.memory '%s'", v);
 	v = json_get_str(config, "limits.processes", NULL);
 	if (v && parse_int64(v, 1, INT64_MAX, &l.processes) < 0)
-		return kiva_error_set(reterr, -EINVAL, "Invalid value for limits.processes '%s'", v);
+		return kiva_error_set(reterr, -EINVAL, "Invalid value for limits.processes '%s'",
+				      v);
 	v = json_get_str(config, "limits.cpu", NULL);
 	if (v) {
 		if (strpbrk(v, ",-")) {
 			uint64_t bitmap[PROTO_CPU_MAX / 64];
 
 			if (proto_cpuset_parse(v, bitmap, PROTO_CPU_MAX, &l.cpu_count) < 0 ||
-			    proto_cpuset_format(bitmap, PROTO_CPU_MAX, l.cpuset, sizeof(l.cpuset)) < 0)
-				return kiva_error_set(reterr, -EINVAL, "Invalid value for limits.cpu '%s'",
-				                      v);
+			    proto_cpuset_format(bitmap, PROTO_CPU_MAX, l.cpuset, sizeof(l.cpuset)) <
+				    0)
+				return kiva_error_set(reterr, -EINVAL,
+						      "Invalid value for limits.cpu '%s'", v);
 			l.cpu_pinned = true;
 		} else {
 			int64_t n;
 
 			if (parse_int64(v, 1, PROTO_CPU_MAX, &n) < 0)
-				return kiva_error_set(reterr, -EINVAL, "Invalid value for limits.cpu '%s'",
-				                      v);
+				return kiva_error_set(reterr, -EINVAL,
+						      "Invalid value for limits.cpu '%s'", v);
 			l.cpu_count = (unsigned)n;
 		}
 	}

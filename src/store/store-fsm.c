@@ -52,7 +52,7 @@ static int fail(char *errbuf, size_t errlen, int code, const char *fmt, ...)
 }
 
 static int put_keyed(json_t *sect, const json_t *obj, const char *keyname, char *errbuf,
-                     size_t errlen)
+		     size_t errlen)
 {
 	const char *key = json_get_str(obj, keyname, NULL);
 
@@ -63,8 +63,7 @@ static int put_keyed(json_t *sect, const json_t *obj, const char *keyname, char 
 	return 0;
 }
 
-int store_fsm_apply(struct store_fsm *fsm, const char *buf, size_t len, char *errbuf,
-                    size_t errlen)
+int store_fsm_apply(struct store_fsm *fsm, const char *buf, size_t len, char *errbuf, size_t errlen)
 {
 	cleanup_json json_t *cmd = NULL;
 	const char *op, *name;
@@ -78,7 +77,7 @@ int store_fsm_apply(struct store_fsm *fsm, const char *buf, size_t len, char *er
 
 	if (streq(op, "instance.put")) {
 		r = put_keyed(section(fsm, "instances"), json_object_get(cmd, "instance"), "name",
-		              errbuf, errlen);
+			      errbuf, errlen);
 	} else if (streq(op, "instance.delete")) {
 		name = json_get_str(cmd, "name", NULL);
 		if (!name)
@@ -88,7 +87,7 @@ int store_fsm_apply(struct store_fsm *fsm, const char *buf, size_t len, char *er
 		r = 0;
 	} else if (streq(op, "image.put")) {
 		r = put_keyed(section(fsm, "images"), json_object_get(cmd, "image"), "fingerprint",
-		              errbuf, errlen);
+			      errbuf, errlen);
 	} else if (streq(op, "image.delete")) {
 		json_t *aliases = section(fsm, "aliases"), *alias;
 		const char *key;

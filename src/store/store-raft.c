@@ -73,8 +73,7 @@ static int fsm_apply(struct raft_fsm *f, const struct raft_buffer *buf, void **r
 	int r;
 
 	fsm->last_err.msg[0] = 0;
-	r = store_fsm_apply(fsm, buf->base, buf->len, fsm->last_err.msg,
-	                    sizeof(fsm->last_err.msg));
+	r = store_fsm_apply(fsm, buf->base, buf->len, fsm->last_err.msg, sizeof(fsm->last_err.msg));
 	fsm->last_err.code = r < 0 ? r : 0;
 	*result = r < 0 ? &fsm->last_err : NULL;
 	return 0;
@@ -162,7 +161,7 @@ static void barrier_cb(struct raft_barrier *req, int status)
 }
 
 int store_open(struct uv_loop_s *loop, const struct store_options *opts, store_ready_cb ready,
-               void *userdata, struct store **ret, struct kiva_error *reterr)
+	       void *userdata, struct store **ret, struct kiva_error *reterr)
 {
 	struct raft_configuration conf;
 	struct store *s;
@@ -170,7 +169,8 @@ int store_open(struct uv_loop_s *loop, const struct store_options *opts, store_r
 
 	r = mkdir_p(opts->dir, 0700);
 	if (r < 0)
-		return kiva_error_set(reterr, r, "Failed to create %s: %s", opts->dir, strerror(-r));
+		return kiva_error_set(reterr, r, "Failed to create %s: %s", opts->dir,
+				      strerror(-r));
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
@@ -190,7 +190,7 @@ int store_open(struct uv_loop_s *loop, const struct store_options *opts, store_r
 	rv = raft_uv_init(&s->io, loop, opts->dir, &s->transport);
 	if (rv != 0) {
 		kiva_error_set(reterr, -EIO, "Failed to open the raft store in %s: %s", opts->dir,
-		               s->io.errmsg);
+			       s->io.errmsg);
 		goto fail_transport;
 	}
 	/* A segment that does not read back is an error to report, not to drop silently (raft_uv's
@@ -208,13 +208,15 @@ int store_open(struct uv_loop_s *loop, const struct store_options *opts, store_r
 	raft_configuration_close(&conf);
 	if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
 		kiva_error_set(reterr, -EIO, "Failed to bootstrap raft in %s: %s", opts->dir,
-		               raft_strerror(rv));
+			       raft_strerror(rv));
 		goto fail_raft;
 	}
 	raft_set_election_timeout(&s->raft, 300);
 	raft_set_heartbeat_timeout(&s->raft, 30);
-	raft_set_snapshot_threshold(&s->raft, opts->snapshot_threshold ? opts->snapshot_threshold : 1024);
-	raft_set_snapshot_trailing(&s->raft, opts->snapshot_trailing ? opts->snapshot_trailing : 128);
+	raft_set_snapshot_threshold(&s->raft,
+				    opts->snapshot_threshold ? opts->snapshot_threshold : 1024);
+	raft_set_snapshot_trailing(&s->raft,
+				   opts->snapshot_trailing ? opts->snapshot_trailing : 128);
 	uv_timer_init(loop, &s->retry_timer);
 	s->retry_timer.data = s;
 	uv_update_time(loop);
@@ -225,9 +227,10 @@ int store_open(struct uv_loop_s *loop, const struct store_options *opts, store_r
 		/* raft_uv reports a taken listen address as a bare I/O error */
 		if (rv == RAFT_IOERR && (!msg || !*msg))
 			msg = "is the address already in use by another process?";
-		kiva_error_set(reterr, -EIO, "Failed to start the store (raft on %s, data in %s): "
-		               "%s: %s",
-		               opts->address, opts->dir, raft_strerror(rv), msg ? msg : "");
+		kiva_error_set(reterr, -EIO,
+			       "Failed to start the store (raft on %s, data in %s): "
+			       "%s: %s",
+			       opts->address, opts->dir, raft_strerror(rv), msg ? msg : "");
 		uv_close((uv_handle_t *)&s->retry_timer, NULL);
 		goto fail_raft;
 	}

@@ -33,7 +33,7 @@ void store_fsm_done(struct store_fsm *fsm);
  * returns -EINVAL (or -ENOENT/-EEXIST) with a message in errbuf. Deterministic: the same
  * sequence gives the same state on every node. */
 int store_fsm_apply(struct store_fsm *fsm, const char *buf, size_t len, char *errbuf,
-                    size_t errlen);
+		    size_t errlen);
 
 /* Serializes the whole state (Raft snapshot). Caller frees *ret. */
 int store_fsm_snapshot(struct store_fsm *fsm, char **ret, size_t *ret_len);
@@ -61,11 +61,11 @@ struct store;
 struct uv_loop_s;
 
 struct store_options {
-	const char *dir;          /* raft data directory (created) */
-	const char *address;      /* "127.0.0.1:8444": raft's transport listens there */
-	uint64_t id;              /* server id, 1 for a single host */
+	const char *dir; /* raft data directory (created) */
+	const char *address; /* "127.0.0.1:8444": raft's transport listens there */
+	uint64_t id; /* server id, 1 for a single host */
 	unsigned snapshot_threshold; /* entries between snapshots */
-	unsigned snapshot_trailing;  /* entries kept after a snapshot */
+	unsigned snapshot_trailing; /* entries kept after a snapshot */
 };
 
 /* Called once the store has replayed its log and is the leader (ready to apply), or failed. */
@@ -74,7 +74,7 @@ typedef void (*store_ready_cb)(struct store *store, int status, void *userdata);
 typedef void (*store_apply_cb)(void *userdata, int status, const char *errmsg);
 
 int store_open(struct uv_loop_s *loop, const struct store_options *opts, store_ready_cb ready,
-               void *userdata, struct store **ret, struct kiva_error *reterr);
+	       void *userdata, struct store **ret, struct kiva_error *reterr);
 
 /* Submits cmd (borrowed; serialized at once). cb runs from the loop when the command is committed
  * and applied, or failed; it may run after store_close began (status -ECANCELED). */

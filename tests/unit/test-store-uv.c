@@ -56,8 +56,11 @@ static void run_until(struct ctx *c, int *flag, int want)
 
 static void open_store(struct ctx *c, const char *dir, unsigned threshold)
 {
-	struct store_options o = {.dir = dir, .address = "127.0.0.1:18999", .id = 1,
-	                          .snapshot_threshold = threshold, .snapshot_trailing = 4};
+	struct store_options o = {.dir = dir,
+				  .address = "127.0.0.1:18999",
+				  .id = 1,
+				  .snapshot_threshold = threshold,
+				  .snapshot_trailing = 4};
 	struct kiva_error err = {0};
 
 	memset(c, 0, sizeof(*c));
@@ -106,7 +109,7 @@ static void check_state(struct ctx *c, int n)
 		inst = json_object_get(insts, name);
 		assert_non_null(inst);
 		assert_int_equal(strlen(json_string_value(json_object_get(inst, "description"))),
-		                 i % 63);
+				 i % 63);
 	}
 }
 
