@@ -244,6 +244,15 @@ static int server_info(struct cli_context *ctx, struct cli_client *c)
 		   json_get_str(env, "driver_version", NULL));
 	print_pair("Storage", json_get_str(env, "storage", NULL),
 		   json_get_str(env, "storage_version", NULL));
+	if (json_is_integer(json_object_get(env, "cgroup_version"))) {
+		char v[16];
+
+		snprintf(v, sizeof(v), "v%lld", json_get_int(env, "cgroup_version", 0));
+		print_pair("Cgroups", v, NULL);
+	}
+	/* "nop": the host has no AppArmor, liblxc confines with nothing but namespaces,
+	 * the idmap and seccomp (DESIGN.md §9) */
+	print_pair("LSM", json_get_str(env, "lsm", NULL), NULL);
 	return 0;
 }
 
