@@ -1,5 +1,7 @@
 # Thin wrapper over meson/ninja. `make run` and `make check` are the README's two commands.
 BUILD ?= build
+# Debian's python3 (python3-pytest comes from deps.sh), whatever python3 comes first on PATH
+PYTHON ?= /usr/bin/python3
 PREFIX ?= /usr/local
 DEPS_STAMP := $(BUILD)/.deps-ok
 
@@ -26,7 +28,7 @@ unit: build
 	meson test -C $(BUILD) --print-errorlogs
 
 integration: install
-	python3 -m pytest -v tests/integration
+	$(PYTHON) -m pytest -v tests/integration
 
 check: deps
 	$(MAKE) format-check
@@ -56,7 +58,7 @@ format-check:
 
 bench: install
 	bash scripts/deps.sh --bench
-	python3 bench/launch.py
+	$(PYTHON) bench/launch.py
 
 format:
 	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c')

@@ -8,7 +8,7 @@ if ! kiva info >/dev/null 2>&1; then
 	echo "Starting kivad (state in /var/lib/kiva, log in /var/lib/kiva/kivad.log)"
 	kivad --daemon
 fi
-if ! kiva image list --format csv | grep -q '^busybox,'; then
+if ! kiva query /1.0/images/aliases/busybox >/dev/null 2>&1; then
 	echo "Building the busybox image (offline, from busybox-static)"
 	kiva image build busybox
 fi

@@ -177,6 +177,8 @@ json_t *api_instance_render(struct api_ctx *ctx, const json_t *stored, bool with
 	return out;
 }
 
+static void instance_etag(const json_t *stored, char out[static 80]);
+
 /* ---- lookups shared by handlers ---- */
 
 static const json_t *find_instance(struct api_request *req, const char *name)
@@ -422,6 +424,7 @@ void api_instance_handle_get(struct api_request *req)
 
 	if (!inst)
 		return;
+	instance_etag(inst, req->etag);
 	api_reply_sync(req, api_instance_render(req->ctx, inst, api_recursion(req) >= 1));
 }
 
@@ -548,6 +551,7 @@ void api_instance_handle_state_put(struct api_request *req)
 	struct task *t;
 	json_t *jt;
 	int timeout = 30;
+	bool force;
 
 	if (!find_instance(req, name))
 		return;
@@ -565,13 +569,16 @@ void api_instance_handle_state_put(struct api_request *req)
 		api_reply_error(req, 400, "Invalid timeout: expected an integer (seconds)");
 		return;
 	}
+	/* LXD: -1 waits as long as it takes (a day here), 0 kills at once */
 	if (jt)
-		timeout = json_integer_value(jt) < 0 ? 30 : (int)json_integer_value(jt);
+		timeout = json_integer_value(jt) < 0 ? 86400 : (int)json_integer_value(jt);
 	if (jt && json_integer_value(jt) > 3600) {
 		api_reply_error(req, 400, "Invalid timeout %lld: at most 3600 seconds",
 				(long long)json_integer_value(jt));
 		return;
 	}
+	if (api_body_bool(req, body, "force", false, &force) < 0)
+		return;
 	st = runtime_state(ctx->lxcpath, name);
 	if (streq(action, "start")) {
 		if (is_running(st)) {
@@ -615,7 +622,7 @@ void api_instance_handle_state_put(struct api_request *req)
 	}
 	snprintf(t->action, sizeof(t->action), "%s", action);
 	t->timeout_sec = timeout;
-	t->force = json_get_bool(body, "force", false);
+	t->force = force;
 	api_reply_async(req, op);
 	if (streq(action, "start")) {
 		start_step(t);
@@ -748,6 +755,7 @@ void api_instances_handle_create(struct api_request *req)
 	struct api_op *op;
 	struct task *t;
 	char now[40], idmap[16];
+	bool ephemeral, start;
 	int r;
 
 	if (api_parse_body(req, &body) < 0)
@@ -813,14 +821,16 @@ void api_instances_handle_create(struct api_request *req)
 		return;
 	}
 
+	if (api_body_bool(req, body, "ephemeral", false, &ephemeral) < 0 ||
+	    api_body_bool(req, body, "start", false, &start) < 0)
+		return;
 	now_rfc3339(now);
 	snprintf(idmap, sizeof(idmap), "%u", ctx->idmap_base);
 	inst = json_pack("{s:s,s:s,s:s,s:{},s:{},s:b,s:[s],s:s,s:s,s:s}", "name", name, "type",
 			 "container", "architecture", json_get_str(image, "architecture", "x86_64"),
-			 "config", "devices", "ephemeral", json_get_bool(body, "ephemeral", false),
-			 "profiles", "default", "description",
-			 json_get_str(body, "description", ""), "created_at", now, "last_used_at",
-			 now);
+			 "config", "devices", "ephemeral", ephemeral, "profiles", "default",
+			 "description", json_get_str(body, "description", ""), "created_at", now,
+			 "last_used_at", now);
 	if (!inst) {
 		api_reply_error(req, 500, "Out of memory");
 		return;
@@ -843,7 +853,7 @@ void api_instances_handle_create(struct api_request *req)
 		return;
 	}
 	t->inst = json_incref(inst);
-	t->start_after = json_get_bool(body, "start", false);
+	t->start_after = start;
 	creating = record_with_state(inst, "creating");
 	r = task_apply(t, creating ? store_cmd_instance_put(creating) : NULL, create_recorded);
 	json_decref(creating);
@@ -946,6 +956,108 @@ void api_instance_handle_delete(struct api_request *req)
 
 /* ---- PUT / PATCH: config changes, applied live to a running instance ---- */
 
+/* Changes to one instance run one at a time: each reads the record, applies limits live and
+ * commits; a change that arrives meanwhile waits its turn (deferred request), so concurrent
+ * PATCHes are all kept instead of the last writer winning. */
+struct update_waiter {
+	struct update_waiter *next;
+	struct api_request *req;
+	bool patch;
+};
+
+struct api_update_queue {
+	struct api_update_queue *next;
+	char name[64];
+	struct update_waiter *head, **tail;
+};
+
+static void update_run(struct api_request *req, bool patch);
+
+static struct api_update_queue **queue_find(struct api_ctx *ctx, const char *name)
+{
+	struct api_update_queue **pp;
+
+	for (pp = &ctx->updates; *pp; pp = &(*pp)->next)
+		if (streq((*pp)->name, name))
+			return pp;
+	return pp;
+}
+
+/* Takes the instance's turn, or queues req (deferred) and returns false. */
+static bool update_lock(struct api_request *req, const char *name, bool patch)
+{
+	struct api_update_queue **pp = queue_find(req->ctx, name), *q = *pp;
+	struct update_waiter *w;
+
+	if (!q) {
+		q = calloc(1, sizeof(*q));
+		if (!q)
+			return true; /* no memory for a queue: run unserialized rather than fail */
+		snprintf(q->name, sizeof(q->name), "%s", name);
+		q->tail = &q->head;
+		*pp = q;
+		return true;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		api_reply_error(req, 500, "Out of memory");
+		return false;
+	}
+	w->req = req;
+	w->patch = patch;
+	*q->tail = w;
+	q->tail = &w->next;
+	api_defer(req);
+	return false;
+}
+
+/* Ends the instance's turn and starts the next waiting change, if any. */
+static void update_unlock(struct api_ctx *ctx, const char *name)
+{
+	struct api_update_queue **pp = queue_find(ctx, name), *q = *pp;
+
+	while (q && q->head) {
+		struct update_waiter *w = q->head;
+		struct api_request *req = w->req;
+		bool patch = w->patch;
+
+		q->head = w->next;
+		if (!q->head)
+			q->tail = &q->head;
+		free(w);
+		if (!req->conn) { /* the client went away while waiting */
+			api_request_free(req);
+			continue;
+		}
+		update_run(req, patch); /* keeps the turn; unlocks again when done */
+		return;
+	}
+	if (q) {
+		*pp = q->next;
+		free(q);
+	}
+}
+
+/* ETag of an instance: what a PUT replaces. */
+static void instance_etag(const json_t *stored, char out[static 80])
+{
+	cleanup_json json_t *doc =
+		json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?}", "config", json_object_get(stored, "config"),
+			  "devices", json_object_get(stored, "devices"), "description",
+			  json_object_get(stored, "description"), "ephemeral",
+			  json_object_get(stored, "ephemeral"), "profiles",
+			  json_object_get(stored, "profiles"));
+	cleanup_free char *text = doc ? json_dump_compact(doc) : NULL;
+	struct sha256_ctx h;
+
+	out[0] = 0;
+	if (!text)
+		return;
+	sha256_init(&h);
+	sha256_update(&h, text, strlen(text));
+	sha256_final_hex(&h, out);
+}
+
 struct update {
 	struct task *t;
 	struct api_request *req; /* PATCH: answered when committed; NULL for PUT (operation) */
@@ -955,6 +1067,10 @@ struct update {
 
 static void update_finish(struct update *u, int status, const char *msg)
 {
+	struct api_ctx *ctx = u->t->ctx;
+	char name[64];
+
+	snprintf(name, sizeof(name), "%s", u->t->name);
 	if (u->req) {
 		if (status < 0)
 			api_reply_error(u->req, status == -EINVAL ? 400 : 500, "%s", msg);
@@ -968,6 +1084,7 @@ static void update_finish(struct update *u, int status, const char *msg)
 	}
 	json_decref(u->old_config);
 	free(u);
+	update_unlock(ctx, name);
 }
 
 static void update_committed(void *userdata, int status, const char *errmsg)
@@ -996,7 +1113,28 @@ static void update_apply_cb(void *userdata, int status, const char *errmsg)
 	update_committed(userdata, status, errmsg);
 }
 
+static bool update_start(struct api_request *req, bool patch);
+
+static void update_run(struct api_request *req, bool patch)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "%s", req->params[0]);
+	if (!update_start(req, patch))
+		update_unlock(req->ctx, name);
+}
+
 static void handle_update(struct api_request *req, bool patch)
+{
+	if (!find_instance(req, req->params[0]))
+		return;
+	if (update_lock(req, req->params[0], patch))
+		update_run(req, patch);
+}
+
+/* Runs one change. Returns true when the commit is under way (update_finish unlocks), false when
+ * it answered at once. */
+static bool update_start(struct api_request *req, bool patch)
 {
 	struct api_ctx *ctx = req->ctx;
 	const char *name = req->params[0];
@@ -1013,24 +1151,35 @@ static void handle_update(struct api_request *req, bool patch)
 
 	stored = find_instance(req, name);
 	if (!stored)
-		return;
+		return false;
+	if (req->if_match[0]) {
+		char etag[80];
+
+		instance_etag(stored, etag);
+		if (!streq(etag, req->if_match)) {
+			api_reply_error(req, 412,
+					"ETag doesn't match: the instance changed since it "
+					"was read");
+			return false;
+		}
+	}
 	if (api_parse_body(req, &body) < 0)
-		return;
+		return false;
 	if (json_object_get(body, "restore")) {
 		api_reply_error(req, 400, "Snapshots are not supported yet");
-		return;
+		return false;
 	}
 	bconfig = json_object_get(body, "config");
 	if (bconfig && !json_is_object(bconfig)) {
 		api_reply_error(req, 400, "Invalid config: expected an object");
-		return;
+		return false;
 	}
 	devices = json_object_get(body, "devices");
 	if (devices && (!json_is_object(devices) || json_object_size(devices) > 0)) {
 		api_reply_error(req, 400,
 				"Devices are not supported yet (networks come with the "
 				"networking release)");
-		return;
+		return false;
 	}
 	inst = json_deep_copy(stored);
 	old_config = json_object_get(stored, "config");
@@ -1041,7 +1190,7 @@ static void handle_update(struct api_request *req, bool patch)
 				api_reply_error(req, 400,
 						"Configuration key %s is set by the server only",
 						key);
-				return;
+				return false;
 			}
 			if (json_is_null(v))
 				json_object_del(config, key);
@@ -1051,8 +1200,18 @@ static void handle_update(struct api_request *req, bool patch)
 	} else {
 		config = json_object();
 		json_object_foreach((json_t *)bconfig, key, v) {
-			if (startswith(key, "volatile.")) /* clients send back what GET showed */
+			if (startswith(key, "volatile.")) {
+				/* clients send back what GET showed; changing it is refused */
+				if (!json_equal(v, json_object_get(old_config, key))) {
+					api_reply_error(
+						req, 400,
+						"Configuration key %s is set by the server only",
+						key);
+					json_decref(config);
+					return false;
+				}
 				continue;
+			}
 			json_object_set(config, key, v);
 		}
 		json_object_foreach((json_t *)old_config, key, v)
@@ -1064,27 +1223,27 @@ static void handle_update(struct api_request *req, bool patch)
 	}
 	if (proto_config_validate(config, &ctx->proto_host, true, &err) < 0) {
 		api_reply_kiva_error(req, &err);
-		return;
+		return false;
 	}
 	if (!json_equal(json_object_get(old_config, "limits.cpu"),
 			json_object_get(config, "limits.cpu")) &&
 	    assign_cpuset(ctx, inst, &err) < 0) {
 		api_reply_kiva_error(req, &err);
-		return;
+		return false;
 	}
 	st = runtime_state(ctx->lxcpath, name);
 	if (is_running(st)) {
 		r = apply_live_limits(ctx, name, old_config, config, &err);
 		if (r < 0) {
 			api_reply_error(req, 400, "%s", err.msg);
-			return;
+			return false;
 		}
 	}
 	if (!patch) {
 		op = api_op_new(ctx, "Updating instance", instance_resources(name));
 		if (!op) {
 			api_reply_error(req, 500, "Out of memory");
-			return;
+			return false;
 		}
 	}
 	u = calloc(1, sizeof(*u));
@@ -1093,7 +1252,7 @@ static void handle_update(struct api_request *req, bool patch)
 	if (!u || !u->t) {
 		free(u);
 		api_reply_error(req, 500, "Out of memory");
-		return;
+		return false;
 	}
 	u->t->inst = json_incref(inst);
 	u->old_config = json_incref(old_config);
@@ -1103,7 +1262,7 @@ static void handle_update(struct api_request *req, bool patch)
 		api_defer(req);
 	}
 	{
-		json_t *cmd = store_cmd_instance_put(inst);
+		json_t *cmd = store_cmd_instance_update(inst);
 
 		r = cmd ? store_apply(ctx->store, cmd, update_apply_cb, u) : -ENOMEM;
 		json_decref(cmd);
@@ -1111,11 +1270,12 @@ static void handle_update(struct api_request *req, bool patch)
 	if (r < 0) {
 		if (!patch)
 			api_reply_error(req, 503, "Failed to record the change: %s", strerror(-r));
-		update_finish(u, r, "Failed to record the change");
-		return;
+		update_finish(u, r, "Failed to record the change"); /* unlocks */
+		return true;
 	}
 	if (!patch)
 		api_reply_async(req, op);
+	return true;
 }
 
 void api_instance_handle_put(struct api_request *req)
@@ -1184,6 +1344,10 @@ void api_instance_handle_exec(struct api_request *req)
 	cleanup_strv char **args = NULL;
 	cleanup_free char *dir = NULL;
 	cleanup_close int fd_out = -EBADF, fd_err = -EBADF, fd_status = -EBADF;
+	cleanup_free char *uid = NULL, *gid = NULL;
+	char *ids[2] = {NULL, NULL};
+	bool wait_ws, interactive, record;
+	enum runtime_state st;
 	const json_t *cmd, *env;
 	const char *key, *cwd;
 	json_t *v;
@@ -1201,14 +1365,42 @@ void api_instance_handle_exec(struct api_request *req)
 		api_reply_error(req, 400, "Invalid command: expected a non-empty array of strings");
 		return;
 	}
-	if (json_get_bool(body, "wait-for-websocket", false) ||
-	    json_get_bool(body, "interactive", false)) {
+	if (api_body_bool(req, body, "wait-for-websocket", false, &wait_ws) < 0 ||
+	    api_body_bool(req, body, "interactive", false, &interactive) < 0 ||
+	    api_body_bool(req, body, "record-output", false, &record) < 0)
+		return;
+	if (wait_ws || interactive) {
 		api_reply_error(req, 400,
 				"Interactive exec over WebSocket is not supported yet: "
 				"use record-output");
 		return;
 	}
-	if (runtime_state(ctx->lxcpath, name) != RUNTIME_RUNNING) {
+	for (int k = 0; k < 2; k++) {
+		static const char *const keys[] = {"user", "group"};
+		const json_t *id = json_object_get(body, keys[k]);
+
+		if (!id)
+			continue;
+		if (!json_is_integer(id) || json_integer_value(id) < 0 ||
+		    json_integer_value(id) >= (json_int_t)ctx->idmap_size) {
+			api_reply_error(req, 400, "Invalid %s: expected a numeric id below %u",
+					keys[k], ctx->idmap_size);
+			return;
+		}
+		ids[k] = strf("%lld", (long long)json_integer_value(id));
+		if (!ids[k]) {
+			api_reply_error(req, 500, "Out of memory");
+			return;
+		}
+	}
+	uid = ids[0];
+	gid = ids[1];
+	st = runtime_state(ctx->lxcpath, name);
+	if (st == RUNTIME_FROZEN) {
+		api_reply_error(req, 400, "Instance is frozen: resume it first");
+		return;
+	}
+	if (st != RUNTIME_RUNNING) {
 		api_reply_error(req, 400, "Instance is not running");
 		return;
 	}
@@ -1222,12 +1414,32 @@ void api_instance_handle_exec(struct api_request *req)
 		api_reply_error(req, 400, "Invalid cwd '%s': must be an absolute path", cwd);
 		return;
 	}
+	if (cwd) {
+		/* resolved inside the container's root (its own symlinks included) */
+		int pid = runtime_init_pid(ctx->lxcpath, name);
+		cleanup_free char *probe = pid > 0 ? strf("/proc/%d/root%s", pid, cwd) : NULL;
+		struct stat stbuf;
+
+		if (probe && (stat(probe, &stbuf) < 0 || !S_ISDIR(stbuf.st_mode))) {
+			api_reply_error(req, 400, "Directory '%s' does not exist in the instance",
+					cwd);
+			return;
+		}
+	}
 	r = strv_push(&args, strdup("exec"));
 	r = r ?: strv_push(&args, strdup(ctx->lxcpath));
 	r = r ?: strv_push(&args, strdup(name));
 	if (cwd) {
 		r = r ?: strv_push(&args, strdup("--cwd"));
 		r = r ?: strv_push(&args, strdup(cwd));
+	}
+	if (ids[0]) {
+		r = r ?: strv_push(&args, strdup("--uid"));
+		r = r ?: strv_push(&args, strdup(ids[0]));
+	}
+	if (ids[1]) {
+		r = r ?: strv_push(&args, strdup("--gid"));
+		r = r ?: strv_push(&args, strdup(ids[1]));
 	}
 	json_object_foreach((json_t *)env, key, v) {
 		if (!json_is_string(v) || !*key || strchr(key, '=')) {
@@ -1259,7 +1471,7 @@ void api_instance_handle_exec(struct api_request *req)
 		return;
 	}
 	snprintf(t->exec_id, sizeof(t->exec_id), "%s", op->id);
-	t->record_output = json_get_bool(body, "record-output", false);
+	t->record_output = record;
 	snprintf(t->status_path, sizeof(t->status_path), "%s/exec_%s.status", dir, op->id);
 	r = mkdir_p(dir, 0700);
 	fd_out = open_log(dir, op->id, "stdout", t->record_output);

@@ -25,6 +25,7 @@ struct api_request {
 	char query[1024];
 	char content_type[128];
 	char filename[256]; /* X-LXD-filename header of uploads */
+	char if_match[128]; /* If-Match header: the ETag of what the client read */
 	uint64_t content_length;
 	char *body; /* JSON body, NUL-terminated (NULL for uploads and empty bodies) */
 	size_t body_len;
@@ -44,6 +45,7 @@ struct api_request {
 	int status;
 	char reply_type[64];
 	char location[256];
+	char etag[80]; /* ETag header of the reply, when set */
 	char *reply_body;
 	size_t reply_len, reply_off;
 	bool headers_sent;
@@ -70,6 +72,11 @@ const char *api_query(const struct api_request *req, const char *name, char *buf
 int api_recursion(const struct api_request *req);
 /* Parses the JSON body into *ret (object). Replies 400 and returns <0 on failure. */
 int api_parse_body(struct api_request *req, json_t **ret);
+
+/* Reads a boolean field: absent → fallback; present but not a JSON boolean → replies 400 and
+ * returns -EINVAL. */
+int api_body_bool(struct api_request *req, const json_t *body, const char *key, bool fallback,
+		  bool *ret);
 
 /* api-router.c */
 void api_dispatch(struct api_request *req);
@@ -118,6 +125,7 @@ int api_spawn_helper(struct api_ctx *ctx, const char *program, char *const args[
 		     int fd_err, int extra_fd, api_spawn_cb cb, void *userdata);
 
 /* api-instances.c */
+struct api_update_queue; /* per-instance serialization of config changes */
 void api_instances_handle_list(struct api_request *req);
 void api_instances_handle_create(struct api_request *req);
 void api_instance_handle_get(struct api_request *req);

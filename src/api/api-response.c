@@ -170,3 +170,20 @@ int api_parse_body(struct api_request *req, json_t **ret)
 	*ret = j;
 	return 0;
 }
+
+int api_body_bool(struct api_request *req, const json_t *body, const char *key, bool fallback,
+		  bool *ret)
+{
+	const json_t *v = json_object_get(body, key);
+
+	if (!v) {
+		*ret = fallback;
+		return 0;
+	}
+	if (!json_is_boolean(v)) {
+		api_reply_error(req, 400, "Invalid %s: expected true or false", key);
+		return -EINVAL;
+	}
+	*ret = json_is_true(v);
+	return 0;
+}

@@ -88,6 +88,8 @@ static int begin_request(struct lws *wsi, struct pss *pss, const char *uri)
 	if (lws_hdr_copy(wsi, req->content_type, sizeof(req->content_type),
 			 WSI_TOKEN_HTTP_CONTENT_TYPE) < 0)
 		req->content_type[0] = 0;
+	if (lws_hdr_copy(wsi, req->if_match, sizeof(req->if_match), WSI_TOKEN_HTTP_IF_MATCH) < 0)
+		req->if_match[0] = 0;
 	n = lws_hdr_custom_copy(wsi, req->filename, sizeof(req->filename),
 				"x-lxd-filename:", (int)strlen("x-lxd-filename:"));
 	if (n < 0)
@@ -208,6 +210,10 @@ static int write_reply(struct lws *wsi, struct pss *pss)
 						(const unsigned char *)req->location,
 						(int)strlen(req->location), &p, end))
 			return -1;
+		if (req->etag[0] && lws_add_http_header_by_name(wsi, (const unsigned char *)"etag:",
+								(const unsigned char *)req->etag,
+								(int)strlen(req->etag), &p, end))
+			return -1;
 		if (lws_finalize_write_http_header(wsi, start, &p, end))
 			return -1;
 		req->headers_sent = true;
@@ -258,6 +264,10 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
 {
 	struct pss *pss = user;
 
+	/* lws calls some reasons (a connection closed before any request, say) without
+	 * per-session data */
+	if (!pss)
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
 		if (pss->req) /* a pipelined request before the previous reply: not supported */

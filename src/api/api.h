@@ -39,6 +39,7 @@ struct api_ctx {
 	struct api_op *ops; /* list of operations, newest first */
 	unsigned nops;
 	unsigned pending_tasks; /* workflows in flight, for clean shutdown */
+	struct api_update_queue *updates; /* config changes in flight or waiting, per instance */
 };
 
 /* Starts listening on ctx->socket_path (mode 0660). */

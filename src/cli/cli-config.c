@@ -3,6 +3,7 @@
  * background operation), so the server validates the result as one and applies limits live. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "basic-macro.h"
 #include "basic-string.h"
@@ -176,6 +177,62 @@ static int cmd_get(struct cli_context *ctx, int argc, char **argv)
 	return 0;
 }
 
+typedef int (*config_edit_fn)(struct cli_context *ctx, json_t *config, const struct cli_args *a);
+
+/* GET, edit the config, PUT with If-Match; when another client changed the instance in between
+ * (412), read it again and redo the edit, so concurrent `config set`s are all kept. */
+static int edit_config(struct cli_context *ctx, const char *name, config_edit_fn edit,
+		       const struct cli_args *a)
+{
+	unsigned seed = (unsigned)getpid();
+	int r = -EBUSY;
+
+	for (int attempt = 0; attempt < 100 && r == -EBUSY; attempt++) {
+		cleanup_json json_t *inst = NULL;
+		cleanup_free char *etag = NULL;
+		json_t *config;
+
+		if (attempt > 0) /* lost a race: back off a little, randomly */
+			usleep(1000 + (unsigned)(rand_r(&seed) % 5000));
+		memset(&ctx->error, 0, sizeof(ctx->error));
+		r = get_instance(ctx, name, &inst, &etag);
+		if (r < 0)
+			return r;
+		config = instance_config(inst);
+		if (!config)
+			return cli_oom(ctx);
+		r = edit(ctx, config, a);
+		if (r < 0)
+			return r;
+		r = put_instance(ctx, name, inst, etag);
+		if (r == -EBUSY && !etag)
+			return r;
+	}
+	return r;
+}
+
+static int set_edit(struct cli_context *ctx, json_t *config, const struct cli_args *a)
+{
+	for (size_t i = 1; i < a->n_positional; i++)
+		if (startswith(a->positional[i], "volatile."))
+			return kiva_error_set(&ctx->error, -EINVAL,
+					      "Configuration key %.*s is set by the server only",
+					      (int)strcspn(a->positional[i], "="),
+					      a->positional[i]);
+	if (a->n_positional == 3 && !strchr(a->positional[1], '=')) {
+		if (json_set_str(config, a->positional[1], a->positional[2]) < 0)
+			return cli_oom(ctx);
+		return 0;
+	}
+	for (size_t i = 1; i < a->n_positional; i++) {
+		int r = cli_config_add(config, a->positional[i], &ctx->error);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int cmd_set(struct cli_context *ctx, int argc, char **argv)
 {
 	struct cli_parse spec = {
@@ -184,39 +241,27 @@ static int cmd_set(struct cli_context *ctx, int argc, char **argv)
 		.max_args = -1,
 	};
 	cleanup_args struct cli_args a = {0};
-	cleanup_json json_t *inst = NULL;
-	cleanup_free char *etag = NULL;
-	json_t *config;
 	int r;
 
 	r = cli_parse_args(ctx, &spec, argc, argv, &a);
 	if (r <= 0)
 		return r;
-	if (a.n_positional == 3 && !strchr(a.positional[1], '=')) {
-		/* kiva config set NAME KEY VALUE */
-	} else {
+	if (!(a.n_positional == 3 && !strchr(a.positional[1], '=')))
 		for (size_t i = 1; i < a.n_positional; i++)
 			if (!strchr(a.positional[i], '=') || a.positional[i][0] == '=')
 				return cli_usage_error(ctx, "Bad key=value pair: %s",
 						       a.positional[i]);
-	}
-	r = get_instance(ctx, a.positional[0], &inst, &etag);
-	if (r < 0)
-		return r;
-	config = instance_config(inst);
-	if (!config)
-		return cli_oom(ctx);
-	if (a.n_positional == 3 && !strchr(a.positional[1], '=')) {
-		if (json_set_str(config, a.positional[1], a.positional[2]) < 0)
-			return cli_oom(ctx);
-	} else {
-		for (size_t i = 1; i < a.n_positional; i++) {
-			r = cli_config_add(config, a.positional[i], &ctx->error);
-			if (r < 0)
-				return r;
-		}
-	}
-	return put_instance(ctx, a.positional[0], inst, etag);
+	return edit_config(ctx, a.positional[0], set_edit, &a);
+}
+
+static int unset_edit(struct cli_context *ctx, json_t *config, const struct cli_args *a)
+{
+	if (!json_object_get(config, a->positional[1]))
+		return kiva_error_set(&ctx->error, -ENOENT,
+				      "Can't unset key '%s', it's not currently set",
+				      a->positional[1]);
+	json_object_del(config, a->positional[1]);
+	return 0;
 }
 
 static int cmd_unset(struct cli_context *ctx, int argc, char **argv)
@@ -227,26 +272,12 @@ static int cmd_unset(struct cli_context *ctx, int argc, char **argv)
 		.max_args = 2,
 	};
 	cleanup_args struct cli_args a = {0};
-	cleanup_json json_t *inst = NULL;
-	cleanup_free char *etag = NULL;
-	json_t *config;
 	int r;
 
 	r = cli_parse_args(ctx, &spec, argc, argv, &a);
 	if (r <= 0)
 		return r;
-	r = get_instance(ctx, a.positional[0], &inst, &etag);
-	if (r < 0)
-		return r;
-	config = instance_config(inst);
-	if (!config)
-		return cli_oom(ctx);
-	if (!json_object_get(config, a.positional[1]))
-		return kiva_error_set(&ctx->error, -ENOENT,
-				      "Can't unset key '%s', it's not currently set",
-				      a.positional[1]);
-	json_object_del(config, a.positional[1]);
-	return put_instance(ctx, a.positional[0], inst, etag);
+	return edit_config(ctx, a.positional[0], unset_edit, &a);
 }
 
 static int cmd_show(struct cli_context *ctx, int argc, char **argv)

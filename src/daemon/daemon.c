@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
@@ -198,6 +200,25 @@ static int take_lock(struct daemon *d, struct kiva_error *reterr)
 	return fd; /* held until exit */
 }
 
+/* lws replaces whatever is at the socket path: refuse when another server answers there. */
+static int check_socket_free(const char *path, struct kiva_error *reterr)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	cleanup_close int fd = -EBADF;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return kiva_error_set(reterr, -ENAMETOOLONG, "Socket path too long: %s", path);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return kiva_error_set(reterr, -errno, "socket: %m");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		return kiva_error_set(reterr, -EADDRINUSE,
+				      "Socket %s is in use by another server (another kivad?)",
+				      path);
+	return 0;
+}
+
 /* Forks; the parent waits for "ok" (or an error line) from the child and exits with it. */
 static int daemonize(struct daemon *d)
 {
@@ -280,6 +301,10 @@ int daemon_run(const struct daemon_options *opts)
 	}
 	lock_fd = take_lock(&d, &err);
 	if (lock_fd < 0) {
+		fprintf(stderr, "Error: %s\n", err.msg);
+		return 1;
+	}
+	if (check_socket_free(opts->socket_path, &err) < 0) {
 		fprintf(stderr, "Error: %s\n", err.msg);
 		return 1;
 	}

@@ -112,6 +112,7 @@ static int cmd_exec(char **args, int n, struct kiva_error *err)
 	cleanup_free char **env = NULL;
 	char buf[sizeof(err->msg)] = "";
 	const char *cwd = NULL;
+	uint32_t uid = (uint32_t)-1, gid = (uint32_t)-1;
 	size_t n_env = 0;
 	int i, r, status;
 
@@ -119,20 +120,27 @@ static int cmd_exec(char **args, int n, struct kiva_error *err)
 	if (!env)
 		return kiva_error_set(err, -ENOMEM, "Out of memory");
 	for (i = 2; i < n && !streq(args[i], "--"); i += 2) {
-		if (!streq(args[i], "--cwd") && !streq(args[i], "--env"))
+		if (!streq(args[i], "--cwd") && !streq(args[i], "--env") &&
+		    !streq(args[i], "--uid") && !streq(args[i], "--gid"))
 			return kiva_error_set(err, -EINVAL, "Unknown exec option '%s'", args[i]);
 		if (i + 1 >= n || streq(args[i + 1], "--"))
 			return kiva_error_set(err, -EINVAL, "Option '%s' needs a value", args[i]);
 		if (streq(args[i], "--cwd"))
 			cwd = args[i + 1];
-		else
+		else if (streq(args[i], "--uid")) {
+			if (parse_u32(args[i + 1], "uid", &uid, err) < 0)
+				return err->code;
+		} else if (streq(args[i], "--gid")) {
+			if (parse_u32(args[i + 1], "gid", &gid, err) < 0)
+				return err->code;
+		} else
 			env[n_env++] = args[i + 1];
 	}
 	if (i >= n - 1)
 		return kiva_error_set(err, -EINVAL, "exec needs '-- ARGV...'");
 
-	r = runtime_exec(args[0], args[1], args + i + 1, env, cwd, STDIN_FILENO, STDOUT_FILENO,
-			 real_stderr, &status, buf, sizeof(buf));
+	r = runtime_exec(args[0], args[1], args + i + 1, env, cwd, (uid_t)uid, (gid_t)gid,
+			 STDIN_FILENO, STDOUT_FILENO, real_stderr, &status, buf, sizeof(buf));
 	if (r < 0)
 		return runtime_result(r, buf, err);
 	return status;
@@ -176,7 +184,8 @@ static const struct helper_command commands[] = {
 	{"stop", "LXCPATH NAME TIMEOUT_SEC", 3, 3, false, cmd_stop},
 	{"freeze", "LXCPATH NAME", 2, 2, false, cmd_freeze},
 	{"unfreeze", "LXCPATH NAME", 2, 2, false, cmd_unfreeze},
-	{"exec", "LXCPATH NAME [--cwd DIR] [--env K=V]... -- ARGV...", 4, -1, true, cmd_exec},
+	{"exec", "LXCPATH NAME [--cwd DIR] [--uid N] [--gid N] [--env K=V]... -- ARGV...", 4, -1,
+	 true, cmd_exec},
 	{"build-busybox", "DIR SHIFT_BASE", 2, 2, false, cmd_build_busybox},
 #ifdef HELPER_ARCHIVE
 	{"unpack", "TARBALL DIR SHIFT_BASE MAX_BYTES", 4, 4, false, cmd_unpack},

@@ -30,7 +30,7 @@ static const char init_script[] =
 	"#!/bin/sh\n"
 	"# KIVA busybox init: runs rcS, reaps children, halts at once on SIGPWR/SIGTERM/SIGUSR1/SIGUSR2/SIGINT\n"
 	"# (no DHCP, no sleeps unless other processes must be given a moment to exit).\n"
-	"[ -x /etc/init.d/rcS ] && /etc/init.d/rcS\n"
+	"# The trap is set before anything else: a halt signal that comes while rcS runs is not lost.\n"
 	"pause=\n"
 	"halt() {\n"
 	"\ttrap '' PWR TERM USR1 USR2 INT\n"
@@ -40,6 +40,7 @@ static const char init_script[] =
 	"\texit 0\n"
 	"}\n"
 	"trap halt PWR TERM USR1 USR2 INT\n"
+	"[ -x /etc/init.d/rcS ] && /etc/init.d/rcS\n"
 	"# wait reaps any child (orphans included) while it waits for the pause.\n"
 	"while :; do sleep 2147483647 & pause=$!; wait \"$pause\"; done\n";
 

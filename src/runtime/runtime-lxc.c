@@ -657,8 +657,14 @@ int runtime_stop(const char *lxcpath, const char *name, int timeout_sec, char *e
 		/* a frozen init cannot handle lxc.signal.halt */
 		if (state_from_lxc(c->state(c)) == RUNTIME_FROZEN)
 			(void)c->unfreeze(c);
-		if (c->shutdown(c, timeout_sec))
-			return 0;
+		/* in one-second slices: each shutdown() sends the halt signal again, so a signal
+		 * that came before init could handle it (right after start) is not waited out */
+		for (int left = timeout_sec; left > 0; left--) {
+			if (c->shutdown(c, 1))
+				return 0;
+			if (!c->is_running(c))
+				return 0;
+		}
 	}
 
 	/* SIGKILL to init (liblxc thaws a frozen container), then wait for the monitor to see it */
@@ -717,8 +723,8 @@ static void exec_forward_signal(int sig)
 }
 
 int runtime_exec(const char *lxcpath, const char *name, char *const argv[], char *const env[],
-		 const char *cwd, int fd_in, int fd_out, int fd_err, int *ret_status, char *errbuf,
-		 size_t errlen)
+		 const char *cwd, uid_t uid, gid_t gid, int fd_in, int fd_out, int fd_err,
+		 int *ret_status, char *errbuf, size_t errlen)
 {
 	cleanup_container struct lxc_container *c = NULL;
 	cleanup_free char **envv = NULL;
@@ -763,6 +769,8 @@ int runtime_exec(const char *lxcpath, const char *name, char *const argv[], char
 	opts.env_policy = LXC_ATTACH_CLEAR_ENV;
 	opts.extra_env_vars = envv;
 	opts.initial_cwd = (char *)(cwd ? cwd : "/");
+	opts.uid = uid; /* (uid_t)-1: root of the container */
+	opts.gid = gid;
 	opts.stdin_fd = fd_in;
 	opts.stdout_fd = fd_out;
 	opts.stderr_fd = fd_err;

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* What the host offers, probed once at start-up. */
 struct runtime_host {
@@ -139,5 +140,5 @@ int runtime_unfreeze(const char *lxcpath, const char *name, char *errbuf, size_t
  * (128+signal if killed). Returns 0, -EINVAL, -ENOENT, -ESRCH (not running), -EBUSY (frozen)
  * or -EIO (attach failed). */
 int runtime_exec(const char *lxcpath, const char *name, char *const argv[], char *const env[],
-		 const char *cwd, int fd_in, int fd_out, int fd_err, int *ret_status, char *errbuf,
-		 size_t errlen);
+		 const char *cwd, uid_t uid, gid_t gid, int fd_in, int fd_out, int fd_err,
+		 int *ret_status, char *errbuf, size_t errlen);

@@ -43,6 +43,9 @@ int store_fsm_restore(struct store_fsm *fsm, const char *buf, size_t len);
 
 /* Command builders. Each returns a new reference (NULL on OOM). `obj` is borrowed. */
 json_t *store_cmd_instance_put(const json_t *instance);
+/* Like put, but refused unless the instance exists and is "ready" (no resurrection of an
+ * instance deleted meanwhile). */
+json_t *store_cmd_instance_update(const json_t *instance);
 json_t *store_cmd_instance_delete(const char *name);
 json_t *store_cmd_image_put(const json_t *image);
 json_t *store_cmd_image_delete(const char *fingerprint);

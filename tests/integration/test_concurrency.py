@@ -60,9 +60,6 @@ def test_concurrent_execs_on_one_container(kiva, names):
     assert [(r.returncode, r.stdout) for r in execs] == [(i % 3, f"{i}\n") for i in range(N)]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: concurrent `kiva config set` lose updates while all "
-                   "of them exit 0: the CLI GETs the instance and PUTs the whole config back "
-                   "with no ETag/If-Match (and the server's own merge races, see the PATCH test)")
 def test_concurrent_config_sets_are_all_kept(kiva, api, names):
     c = names()
     kiva("launch", "busybox", c)
@@ -75,9 +72,6 @@ def test_concurrent_config_sets_are_all_kept(kiva, api, names):
     assert kept == {f"user.k{i}": str(i) for i in range(N)}
 
 
-@pytest.mark.xfail(strict=True, reason="bug: concurrent PATCH /1.0/instances/NAME of different "
-                   "keys all answer 200 but most changes are lost: each request merges into the "
-                   "config it read, and the full-config store commands overwrite each other")
 def test_concurrent_patches_are_all_kept(api, kiva, names):
     """PATCH merges: parallel PATCHes of different keys all stick."""
     c = names()

@@ -66,9 +66,6 @@ def test_cwd(kiva, box):
     assert kiva("exec", box, "--", "pwd").stdout in ("/\n", "/root\n")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: exec with a --cwd that does not exist silently runs "
-                   "the command in / (liblxc's attach only warns when chdir fails) instead of "
-                   "failing; `--cwd /data -- rm -rf *` would run in /")
 def test_cwd_missing_is_an_error(kiva, box):
     r = kiva("exec", box, "--cwd", "/does/not/exist", "--", "pwd", check=False)
     assert r.stdout == ""
@@ -76,9 +73,6 @@ def test_cwd_missing_is_an_error(kiva, box):
     assert "/does/not/exist" in r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="bug: POST /1.0/instances/NAME/exec ignores LXD's "
-                   "\"user\" and \"group\" fields and runs the command as root (200, no "
-                   "error), so a client asking for an unprivileged exec silently gets root")
 def test_api_exec_as_user(api, box):
     code, out, err = api.exec(box, ["id"], user=1000, group=1000)
     assert code == 0, err

@@ -117,9 +117,6 @@ def test_stop_start_restart(kivad, kiva, api, names):
     assert kiva("exec", c, "--", "hostname").stdout.strip() == c
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a graceful stop sent before the busybox init has "
-                   "installed its SIGPWR trap is lost, and the stop waits the whole timeout "
-                   "(30 s by default) before killing; kivad sends the halt signal only once")
 def test_graceful_stop_right_after_launch(kiva, names):
     """`kiva launch c && kiva stop c` must be as quick as any graceful stop (well under 1 s).
     Repeated because the race is lost only some of the time (about 2 launches in 5 here)."""

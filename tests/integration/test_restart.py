@@ -88,9 +88,6 @@ def test_raft_address_in_use_is_a_clear_error(kivad_factory, kivad):
     assert kivad.api.alive()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a kivad started with another state dir but the "
-                   "--socket of a running kivad unlinks that socket and binds its own: the first "
-                   "kivad keeps running, unreachable (docs: 'it never steals the socket')")
 def test_second_kivad_does_not_steal_a_live_socket(kivad_factory, kivad):
     d = kivad_factory(build_busybox=False)
     d.stop()
