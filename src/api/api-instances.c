@@ -3,7 +3,8 @@
  * writes, and kiva-helper runs for everything that blocks (start, stop, freeze, exec).
  *
  * Ordering is what makes kill -9 safe (api-reconcile.c finishes what was cut):
- *   create: record "creating" → rootfs snapshot → liblxc config → record "ready" → start
+ *   create: rootfs snapshot → liblxc config → record (one commit) → start; files with no record
+ *           are leftovers that reconcile removes (the name is reserved in memory meanwhile)
  *   delete: record "deleting" → liblxc dir → rootfs → record removed
  * so anything on disk has a record that says what to do with it. */
 #include <errno.h>
@@ -30,6 +31,7 @@ struct task {
 	int timeout_sec;
 	bool force;
 	bool start_after;
+	bool config_fresh; /* the liblxc config was just written from the record */
 	char exec_id[40];
 	char status_path[4096];
 	bool record_output;
@@ -486,7 +488,7 @@ static void start_step(struct task *t)
 		return;
 	}
 	/* the liblxc config always follows the stored record */
-	r = write_lxc_config(t->ctx, inst, &err);
+	r = t->config_fresh ? 0 : write_lxc_config(t->ctx, inst, &err);
 	if (r < 0) {
 		task_fail(t, "%s", err.msg);
 		return;
@@ -644,24 +646,22 @@ void api_instance_handle_state_put(struct api_request *req)
 
 static void create_ready(void *userdata, int status, const char *errmsg);
 
-static void create_rollback_done(void *userdata, int status, const char *errmsg)
+static void unreserve(struct api_ctx *ctx, const char *name)
 {
-	task_free(userdata);
+	json_object_del(ctx->creating, name);
 }
 
-/* Undoes a half-made create (files, then the record); the operation fails with msg at once. */
+/* Undoes a half-made create (the files; there is no record) and fails the operation. */
 static void create_rollback(struct task *t, const char *msg)
 {
 	cleanup_free char *rel = strf("containers/%s", t->name);
 
 	log_warning("Creating '%s' failed, rolling back: %s", t->name, msg);
-	api_op_fail(t->op, "%s", msg);
-	t->op = NULL;
 	(void)runtime_remove(t->ctx->lxcpath, t->name);
 	if (rel)
 		(void)storage_volume_delete(t->ctx->pool, rel, NULL);
-	if (task_apply(t, store_cmd_instance_delete(t->name), create_rollback_done) < 0)
-		task_free(t);
+	unreserve(t->ctx, t->name);
+	task_fail(t, "%s", msg);
 }
 
 /* Makes the rootfs and the liblxc config of a record in state "creating". Idempotent: also used
@@ -689,29 +689,6 @@ int api_instance_materialize(struct api_ctx *ctx, const json_t *inst, struct kiv
 	return write_lxc_config(ctx, inst, reterr);
 }
 
-static void create_recorded(void *userdata, int status, const char *errmsg)
-{
-	struct task *t = userdata;
-	struct kiva_error err = {0};
-	json_t *ready;
-	int r;
-
-	if (status < 0) {
-		task_fail(t, "Failed to record instance '%s': %s", t->name, errmsg);
-		return;
-	}
-	r = api_instance_materialize(t->ctx, t->inst, &err);
-	if (r < 0) {
-		create_rollback(t, err.msg);
-		return;
-	}
-	ready = record_with_state(t->inst, "ready");
-	r = task_apply(t, ready ? store_cmd_instance_put(ready) : NULL, create_ready);
-	json_decref(ready);
-	if (r < 0)
-		create_rollback(t, "Failed to record the instance");
-}
-
 static void create_ready(void *userdata, int status, const char *errmsg)
 {
 	struct task *t = userdata;
@@ -720,7 +697,9 @@ static void create_ready(void *userdata, int status, const char *errmsg)
 		create_rollback(t, errmsg ? errmsg : "Failed to record the instance");
 		return;
 	}
+	unreserve(t->ctx, t->name);
 	if (t->start_after) {
+		t->config_fresh = true; /* written by materialize from the same record */
 		start_step(t);
 		return;
 	}
@@ -751,7 +730,7 @@ void api_instances_handle_create(struct api_request *req)
 	struct kiva_error err = {0};
 	const json_t *source, *image, *devices, *profiles;
 	const char *name, *stype, *type, *ref;
-	json_t *config, *creating;
+	json_t *config, *ready;
 	struct api_op *op;
 	struct task *t;
 	char now[40], idmap[16];
@@ -765,7 +744,7 @@ void api_instances_handle_create(struct api_request *req)
 		api_reply_kiva_error(req, &err);
 		return;
 	}
-	if (store_instance(ctx->store, name)) {
+	if (store_instance(ctx->store, name) || json_object_get(ctx->creating, name)) {
 		api_reply_error(req, 409, "Instance '%s' already exists", name);
 		return;
 	}
@@ -854,13 +833,19 @@ void api_instances_handle_create(struct api_request *req)
 	}
 	t->inst = json_incref(inst);
 	t->start_after = start;
-	creating = record_with_state(inst, "creating");
-	r = task_apply(t, creating ? store_cmd_instance_put(creating) : NULL, create_recorded);
-	json_decref(creating);
+	/* the files first (a btrfs snapshot: a few ms), then one commit for the record */
+	if (json_object_set_new(ctx->creating, name, json_true()) < 0 ||
+	    api_instance_materialize(ctx, inst, &err) < 0) {
+		api_reply_kiva_error(req, &err);
+		create_rollback(t, err.msg[0] ? err.msg : "Out of memory");
+		return;
+	}
+	ready = record_with_state(inst, "ready");
+	r = task_apply(t, ready ? store_cmd_instance_create(ready) : NULL, create_ready);
+	json_decref(ready);
 	if (r < 0) {
-		api_op_fail(op, "Failed to record the instance: %s", strerror(-r));
-		task_free(t);
 		api_reply_error(req, 503, "Failed to record the instance: %s", strerror(-r));
+		create_rollback(t, "Failed to record the instance");
 		return;
 	}
 	api_reply_async(req, op);

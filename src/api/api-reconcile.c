@@ -1,9 +1,11 @@
 /* Start-up reconciliation: the store says what should exist, liblxc and the pool say what does.
  * Cut workflows are finished in the direction their record names (api-instances.c ordering):
- * "creating" → made again from its image (or dropped if the image is gone), "deleting" → deleted;
+ * a create cut before its commit left files and no record → the files go; "deleting" → deleted;
+ * ("creating" records, written by earlier versions, are made again from their image);
  * "ready" instances get their liblxc config rewritten from the record. Containers and volumes
  * that no record names are removed (after a forced stop if one still runs). Running containers
  * are never touched. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +97,29 @@ void api_reconcile(struct api_ctx *ctx, void (*cb)(struct api_ctx *ctx, void *us
 		} else if (api_instance_write_config(ctx, inst, NULL) < 0) {
 			log_warning("Reconcile: can't rewrite the config of '%s'", name);
 		}
+	}
+
+	/* rootfs volumes nobody owns (a create cut before its commit) */
+	{
+		cleanup_free char *dir = storage_volume_path(ctx->pool, "containers");
+		DIR *d = dir ? opendir(dir) : NULL;
+		struct dirent *de;
+
+		while (d && (de = readdir(d))) {
+			cleanup_free char *rel = NULL;
+
+			if (de->d_name[0] == '.' || json_object_get(insts, de->d_name))
+				continue;
+			if (runtime_state(ctx->lxcpath, de->d_name) != RUNTIME_STOPPED &&
+			    runtime_state(ctx->lxcpath, de->d_name) != RUNTIME_MISSING)
+				continue;
+			rel = strf("containers/%s", de->d_name);
+			log_info("Reconcile: removing leftover rootfs '%s'", de->d_name);
+			if (rel)
+				(void)storage_volume_delete(ctx->pool, rel, NULL);
+		}
+		if (d)
+			closedir(d);
 	}
 
 	/* leftovers nobody owns */

@@ -13,6 +13,10 @@ int read_file(const char *path, size_t max_bytes, char **ret, size_t *ret_len);
 /* Writes data to path atomically: temp file in the same directory, fsync, rename. */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
+/* The same without fsync: readers never see a torn file, but a crash may lose the new content.
+ * For files regenerated from durable state anyway (liblxc configs). */
+int write_file_replace(const char *path, const void *data, size_t len, mode_t mode);
+
 /* rm -rf that never crosses into another file system and does not follow symlinks.
  * A missing path is success. */
 int rm_rf(const char *path);

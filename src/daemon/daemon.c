@@ -324,6 +324,7 @@ int daemon_run(const struct daemon_options *opts)
 	d.ctx.idmap_base = 100000;
 	d.ctx.idmap_size = 65536;
 	d.ctx.image_max_bytes = 16ULL * 1024 * 1024 * 1024;
+	d.ctx.creating = json_object();
 	d.helper_path = find_helper(opts->helper_path);
 	d.ctx.helper_path = d.helper_path;
 	if (!d.helper_path || access(d.helper_path, X_OK) < 0) {
@@ -383,6 +384,7 @@ int daemon_run(const struct daemon_options *opts)
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	api_server_free(&d.ctx);
 	api_ops_free_all(&d.ctx);
+	json_decref(d.ctx.creating);
 	if (uv_loop_close(&d.loop) != 0)
 		log_debug("Loop closed with handles still open");
 	storage_pool_free(d.ctx.pool);

@@ -281,5 +281,6 @@ int runtime_config_write(const char *lxcpath, const char *name, const char *text
 	r = mkdir_p(dir, 0755);
 	if (r < 0)
 		return r;
-	return write_file_atomic(path, text, strlen(text), 0644);
+	/* no fsync: the config is rendered again from the store on every start and at reconcile */
+	return write_file_replace(path, text, strlen(text), 0644);
 }

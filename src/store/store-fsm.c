@@ -1,5 +1,6 @@
 /* The state machine behind Raft: pure, deterministic, no I/O. Commands:
  *   {"op":"instance.put","instance":{...,"name":N}}   create or replace instance N
+ *   {"op":"instance.create","instance":{...}}         add N, which must not exist
  *   {"op":"instance.update","instance":{...}}         replace N, which must exist and be "ready"
  *   {"op":"instance.delete","name":N}                 N must exist
  *   {"op":"image.put","image":{...,"fingerprint":F}}  create or replace image F
@@ -79,6 +80,13 @@ int store_fsm_apply(struct store_fsm *fsm, const char *buf, size_t len, char *er
 	if (streq(op, "instance.put")) {
 		r = put_keyed(section(fsm, "instances"), json_object_get(cmd, "instance"), "name",
 			      errbuf, errlen);
+	} else if (streq(op, "instance.create")) {
+		const json_t *inst = json_object_get(cmd, "instance");
+
+		name = json_get_str(inst, "name", NULL);
+		if (name && json_object_get(section(fsm, "instances"), name))
+			return fail(errbuf, errlen, -EEXIST, "Instance '%s' already exists", name);
+		r = put_keyed(section(fsm, "instances"), inst, "name", errbuf, errlen);
 	} else if (streq(op, "instance.update")) {
 		const json_t *inst = json_object_get(cmd, "instance");
 		const json_t *cur;
@@ -173,6 +181,11 @@ int store_fsm_restore(struct store_fsm *fsm, const char *buf, size_t len)
 json_t *store_cmd_instance_put(const json_t *instance)
 {
 	return json_pack("{s:s,s:O}", "op", "instance.put", "instance", instance);
+}
+
+json_t *store_cmd_instance_create(const json_t *instance)
+{
+	return json_pack("{s:s,s:O}", "op", "instance.create", "instance", instance);
 }
 
 json_t *store_cmd_instance_update(const json_t *instance)

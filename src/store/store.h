@@ -43,6 +43,8 @@ int store_fsm_restore(struct store_fsm *fsm, const char *buf, size_t len);
 
 /* Command builders. Each returns a new reference (NULL on OOM). `obj` is borrowed. */
 json_t *store_cmd_instance_put(const json_t *instance);
+/* Like put, but refused when the instance exists. */
+json_t *store_cmd_instance_create(const json_t *instance);
 /* Like put, but refused unless the instance exists and is "ready" (no resurrection of an
  * instance deleted meanwhile). */
 json_t *store_cmd_instance_update(const json_t *instance);

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -84,3 +85,19 @@ def test_concurrent_patches_are_all_kept(api, kiva, names):
     config = api.instance(c)["config"]
     assert {k: config.get(k) for k in (f"user.p{i}" for i in range(N))} == \
         {f"user.p{i}": str(i) for i in range(N)}
+
+
+def test_concurrent_creates_of_one_name(kivad, kiva, names):
+    """Eight clients create the same name at once: exactly one wins, the others get 'already
+    exists', and only one container and one rootfs exist afterwards."""
+    c = names()
+    with ThreadPoolExecutor(8) as pool:
+        runs = list(pool.map(lambda _: kiva("launch", "busybox", c, check=False), range(8)))
+    ok = [r for r in runs if r.returncode == 0]
+    refused = [r for r in runs if r.returncode != 0]
+    assert len(ok) == 1, [(r.returncode, r.stderr) for r in runs]
+    for r in refused:
+        assert f"Instance '{c}' already exists" in r.stderr, r.stderr
+    assert kivad.lxc_ls() & {c} == {c}
+    assert os.path.isdir(os.path.join(kivad.pool, "containers", c))
+    assert kiva("exec", c, "--", "true").returncode == 0

@@ -225,6 +225,18 @@ static const struct step steps[] = {
 	 -EINVAL, "command has no 'target'", NULL},
 	{"section names are not commands", OP_RAW, "{\"op\":\"instances\"}", -EINVAL,
 	 "unknown command 'instances'", NULL},
+	{"create over an existing instance", OP_RAW,
+	 "{\"op\":\"instance.create\",\"instance\":{\"name\":\"web-2\",\"x\":1}}", -EEXIST,
+	 "Instance 'web-2' already exists", NULL},
+	{"create without name", OP_RAW, "{\"op\":\"instance.create\",\"instance\":{}}", -EINVAL,
+	 "command object has no 'name'", NULL},
+	{"update of a missing instance", OP_RAW,
+	 "{\"op\":\"instance.update\",\"instance\":{\"name\":\"ghost\"}}", -ENOENT,
+	 "Instance 'ghost' not found", NULL},
+	{"update of an existing instance", OP_RAW,
+	 "{\"op\":\"instance.update\",\"instance\":{\"name\":\"web-2\","
+	 "\"kiva_state\":\"ready\"}}",
+	 0, NULL, NULL},
 
 	/* the state survived all of that */
 	{"final delete", OP_INSTANCE_DELETE, "web-2", 0, NULL,
