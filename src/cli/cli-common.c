@@ -171,3 +171,33 @@ int cli_print_json(const json_t *v)
 	puts(s);
 	return 0;
 }
+
+int cli_print_items(struct cli_context *ctx, const json_t *items, enum cli_format format,
+		    const char *const *columns, size_t ncolumns,
+		    int (*row)(struct cli_table *t, const json_t *item), int sort_col)
+{
+	struct cli_table *t = NULL;
+	const json_t *item;
+	size_t i;
+	int r;
+
+	if (format == CLI_FORMAT_JSON)
+		return cli_print_json(items) < 0 ? cli_oom(ctx) : 0;
+	if (format == CLI_FORMAT_YAML) {
+		cli_yaml_print(stdout, items, 0);
+		return 0;
+	}
+	if (cli_table_new(columns, ncolumns, &t) < 0)
+		return cli_oom(ctx);
+	for (i = 0; i < json_array_size(items) && (item = json_array_get(items, i)); i++) {
+		if (row(t, item) < 0) {
+			cli_table_free(t);
+			return cli_oom(ctx);
+		}
+	}
+	if (sort_col >= 0)
+		cli_table_sort(t, (size_t)sort_col);
+	r = cli_table_print(t, format, stdout);
+	cli_table_free(t);
+	return r < 0 ? kiva_error_set(&ctx->error, r, "Failed to write the table") : 0;
+}

@@ -279,7 +279,6 @@ static int cmd_list(struct cli_context *ctx, int argc, char **argv)
 	};
 	cleanup_args struct cli_args a = {0};
 	cleanup_json json_t *list = NULL, *shown = json_array();
-	struct cli_table *t = NULL;
 	struct cli_client *c;
 	const json_t *img;
 	size_t i;
@@ -300,24 +299,7 @@ static int cmd_list(struct cli_context *ctx, int argc, char **argv)
 		if (image_matches(img, a.positional, a.n_positional))
 			json_array_append(shown, (json_t *)img);
 	}
-	if (format == CLI_FORMAT_JSON)
-		return cli_print_json(shown) < 0 ? cli_oom(ctx) : 0;
-	if (format == CLI_FORMAT_YAML) {
-		cli_yaml_print(stdout, shown, 0);
-		return 0;
-	}
-	if (cli_table_new(columns, ARRAY_SIZE(columns), &t) < 0)
-		return cli_oom(ctx);
-	for (i = 0; i < json_array_size(shown) && (img = json_array_get(shown, i)); i++) {
-		if (image_row(t, img) < 0) {
-			cli_table_free(t);
-			return cli_oom(ctx);
-		}
-	}
-	cli_table_sort(t, 0);
-	r = cli_table_print(t, format, stdout);
-	cli_table_free(t);
-	return r < 0 ? kiva_error_set(&ctx->error, r, "Failed to write the table") : 0;
+	return cli_print_items(ctx, shown, format, columns, ARRAY_SIZE(columns), image_row, 0);
 }
 
 static int cmd_show(struct cli_context *ctx, int argc, char **argv)

@@ -121,7 +121,6 @@ static int cmd_list(struct cli_context *ctx, int argc, char **argv)
 	};
 	cleanup_args struct cli_args a = {0};
 	cleanup_json json_t *list = NULL, *shown = NULL;
-	struct cli_table *t = NULL;
 	struct cli_client *c;
 	const json_t *inst;
 	size_t i;
@@ -146,24 +145,7 @@ static int cmd_list(struct cli_context *ctx, int argc, char **argv)
 			json_array_append(shown, (json_t *)inst);
 	}
 
-	if (format == CLI_FORMAT_JSON)
-		return cli_print_json(shown) < 0 ? cli_oom(ctx) : 0;
-	if (format == CLI_FORMAT_YAML) {
-		cli_yaml_print(stdout, shown, 0);
-		return 0;
-	}
-	if (cli_table_new(columns, ARRAY_SIZE(columns), &t) < 0)
-		return cli_oom(ctx);
-	for (i = 0; i < json_array_size(shown) && (inst = json_array_get(shown, i)); i++) {
-		if (add_row(t, inst) < 0) {
-			cli_table_free(t);
-			return cli_oom(ctx);
-		}
-	}
-	cli_table_sort(t, 0);
-	r = cli_table_print(t, format, stdout);
-	cli_table_free(t);
-	return r < 0 ? kiva_error_set(&ctx->error, r, "Failed to write the table") : 0;
+	return cli_print_items(ctx, shown, format, columns, ARRAY_SIZE(columns), add_row, 0);
 }
 
 const struct cli_command cli_command_list = {

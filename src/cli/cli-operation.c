@@ -59,7 +59,6 @@ static int cmd_list(struct cli_context *ctx, int argc, char **argv)
 	};
 	cleanup_args struct cli_args a = {0};
 	cleanup_json json_t *groups = NULL, *all = json_array();
-	struct cli_table *t = NULL;
 	struct cli_client *c;
 	const json_t *op;
 	size_t i;
@@ -86,23 +85,7 @@ static int cmd_list(struct cli_context *ctx, int argc, char **argv)
 				json_array_append(all, (json_t *)op);
 		}
 	}
-	if (format == CLI_FORMAT_JSON)
-		return cli_print_json(all) < 0 ? cli_oom(ctx) : 0;
-	if (format == CLI_FORMAT_YAML) {
-		cli_yaml_print(stdout, all, 0);
-		return 0;
-	}
-	if (cli_table_new(columns, ARRAY_SIZE(columns), &t) < 0)
-		return cli_oom(ctx);
-	for (i = 0; i < json_array_size(all) && (op = json_array_get(all, i)); i++) {
-		if (op_row(t, op) < 0) {
-			cli_table_free(t);
-			return cli_oom(ctx);
-		}
-	}
-	r = cli_table_print(t, format, stdout);
-	cli_table_free(t);
-	return r < 0 ? kiva_error_set(&ctx->error, r, "Failed to write the table") : 0;
+	return cli_print_items(ctx, all, format, columns, ARRAY_SIZE(columns), op_row, -1);
 }
 
 static int cmd_show(struct cli_context *ctx, int argc, char **argv)

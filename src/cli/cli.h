@@ -77,5 +77,12 @@ int cli_instance_action(struct cli_context *ctx, const char *name, const char *a
 /* Prints a JSON value to stdout as lxc does for --format json (compact, one line). */
 int cli_print_json(const json_t *v);
 
+/* Prints items (a JSON array) as `--format` asks: JSON, YAML, or a table (or CSV) with the given
+ * columns and one row per item filled by row(); the table is sorted on sort_col unless it is
+ * negative. Returns 0 or a negative errno with ctx->error set. */
+int cli_print_items(struct cli_context *ctx, const json_t *items, enum cli_format format,
+		    const char *const *columns, size_t ncolumns,
+		    int (*row)(struct cli_table *t, const json_t *item), int sort_col);
+
 /* Sets ctx->error to "Out of memory" and returns -ENOMEM. */
 int cli_oom(struct cli_context *ctx);
