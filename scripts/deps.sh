@@ -13,7 +13,7 @@ pkgs=(
 	libjansson-dev libnl-3-dev libnl-route-3-dev libnftables-dev libldns-dev libsodium-dev
 	libarchive-dev
 	# runtime
-	btrfs-progs busybox-static util-linux iproute2 nftables
+	btrfs-progs busybox-static util-linux iproute2 nftables psmisc procps
 	# tests
 	libcmocka-dev python3 python3-pytest
 )
