@@ -270,6 +270,21 @@ static int open_log(const char *path)
 	return 0;
 }
 
+/* Frees what daemon_run allocated (every exit path). */
+static int daemon_free(struct daemon *d, int exit_code)
+{
+	storage_pool_free(d->ctx.pool);
+	json_decref(d->ctx.creating);
+	free(d->lxcpath);
+	free(d->logs_dir);
+	free(d->tmp_dir);
+	free(d->raft_dir);
+	free(d->seccomp_path);
+	free(d->helper_path);
+	free(d->archive_helper_path);
+	return exit_code;
+}
+
 int daemon_run(const struct daemon_options *opts)
 {
 	struct daemon d = {.opts = opts, .ready_fd = -1};
@@ -293,24 +308,24 @@ int daemon_run(const struct daemon_options *opts)
 	if (!d.lxcpath || !d.logs_dir || !d.tmp_dir || !d.raft_dir || !d.seccomp_path ||
 	    !log_path) {
 		log_error("Out of memory");
-		return 1;
+		return daemon_free(&d, 1);
 	}
 	if (make_dirs(&d, &err) < 0) {
 		log_error("%s", err.msg);
-		return 1;
+		return daemon_free(&d, 1);
 	}
 	lock_fd = take_lock(&d, &err);
 	if (lock_fd < 0) {
 		fprintf(stderr, "Error: %s\n", err.msg);
-		return 1;
+		return daemon_free(&d, 1);
 	}
 	if (check_socket_free(opts->socket_path, &err) < 0) {
 		fprintf(stderr, "Error: %s\n", err.msg);
-		return 1;
+		return daemon_free(&d, 1);
 	}
 	if (opts->daemonize && daemonize(&d) < 0) {
 		log_error("Failed to daemonize: %m");
-		return 1;
+		return daemon_free(&d, 1);
 	}
 	if ((opts->daemonize || opts->log_file) && open_log(log_path) < 0)
 		log_warning("Failed to open %s, logging to stderr", log_path);
@@ -330,7 +345,7 @@ int daemon_run(const struct daemon_options *opts)
 	if (!d.helper_path || access(d.helper_path, X_OK) < 0) {
 		fail_start(&d,
 			   "kiva-helper not found: install KIVA (make install) or pass --helper");
-		return 1;
+		return daemon_free(&d, 1);
 	}
 	{
 		cleanup_free char *copy = strdup(d.helper_path);
@@ -339,13 +354,13 @@ int daemon_run(const struct daemon_options *opts)
 	}
 	if (!d.archive_helper_path || access(d.archive_helper_path, X_OK) < 0) {
 		fail_start(&d, "kiva-archive-helper not found next to kiva-helper");
-		return 1;
+		return daemon_free(&d, 1);
 	}
 	d.ctx.archive_helper_path = d.archive_helper_path;
 	r = runtime_host_probe(&d.ctx.host);
 	if (r < 0) {
 		fail_start(&d, "Failed to probe the host's cgroups");
-		return 1;
+		return daemon_free(&d, 1);
 	}
 	d.ctx.proto_host.ncpus = d.ctx.host.ncpus;
 	if (sysinfo(&si) == 0)
@@ -354,13 +369,13 @@ int daemon_run(const struct daemon_options *opts)
 			      strlen(runtime_seccomp_default()), 0644);
 	if (r < 0) {
 		fail_start(&d, "Failed to write the seccomp profile");
-		return 1;
+		return daemon_free(&d, 1);
 	}
 	r = storage_pool_open(opts->state_dir, opts->storage_driver, opts->pool_size_bytes,
 			      &d.ctx.pool, &err);
 	if (r < 0) {
 		fail_start(&d, err.msg);
-		return 1;
+		return daemon_free(&d, 1);
 	}
 
 	uv_loop_init(&d.loop);
@@ -379,23 +394,14 @@ int daemon_run(const struct daemon_options *opts)
 	r = store_open(&d.loop, &sopts, store_ready, &d, &d.ctx.store, &err);
 	if (r < 0) {
 		fail_start(&d, err.msg);
-		return 1;
+		return daemon_free(&d, 1);
 	}
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	api_server_free(&d.ctx);
 	api_ops_free_all(&d.ctx);
-	json_decref(d.ctx.creating);
 	if (uv_loop_close(&d.loop) != 0)
 		log_debug("Loop closed with handles still open");
-	storage_pool_free(d.ctx.pool);
 	log_info("kivad stopped");
 	close(lock_fd);
-	free(d.lxcpath);
-	free(d.logs_dir);
-	free(d.tmp_dir);
-	free(d.raft_dir);
-	free(d.seccomp_path);
-	free(d.helper_path);
-	free(d.archive_helper_path);
-	return d.exit_code;
+	return daemon_free(&d, d.exit_code);
 }
