@@ -32,6 +32,7 @@ struct task {
 	bool force;
 	bool start_after;
 	bool config_fresh; /* the liblxc config was just written from the record */
+	bool holds_busy; /* this task holds the instance's busy mark (api_ctx.busy) */
 	char exec_id[40];
 	char status_path[4096];
 	bool record_output;
@@ -41,8 +42,29 @@ static void task_free(struct task *t)
 {
 	if (!t)
 		return;
+	if (t->holds_busy)
+		json_object_del(t->ctx->busy, t->name);
 	json_decref(t->inst);
 	free(t);
+}
+
+/* One state change or delete at a time per instance, as LXD's operation locks: a second one
+ * while the first runs is refused with what is running. Returns false after replying 409. */
+static bool instance_claim(struct api_request *req, const char *name)
+{
+	const char *running = json_string_value(json_object_get(req->ctx->busy, name));
+
+	if (running) {
+		api_reply_error(req, 409, "Instance '%s' is busy: %s", name, running);
+		return false;
+	}
+	return true;
+}
+
+static void task_hold_busy(struct task *t, const char *what)
+{
+	if (json_object_set_new(t->ctx->busy, t->name, json_string(what)) == 0)
+		t->holds_busy = true;
 }
 
 static struct task *task_new(struct api_ctx *ctx, struct api_op *op, const char *name)
@@ -581,6 +603,8 @@ void api_instance_handle_state_put(struct api_request *req)
 	}
 	if (api_body_bool(req, body, "force", false, &force) < 0)
 		return;
+	if (!instance_claim(req, name))
+		return;
 	st = runtime_state(ctx->lxcpath, name);
 	if (streq(action, "start")) {
 		if (is_running(st)) {
@@ -625,6 +649,7 @@ void api_instance_handle_state_put(struct api_request *req)
 	snprintf(t->action, sizeof(t->action), "%s", action);
 	t->timeout_sec = timeout;
 	t->force = force;
+	task_hold_busy(t, op->description);
 	api_reply_async(req, op);
 	if (streq(action, "start")) {
 		start_step(t);
@@ -699,6 +724,7 @@ static void create_ready(void *userdata, int status, const char *errmsg)
 	}
 	unreserve(t->ctx, t->name);
 	if (t->start_after) {
+		task_hold_busy(t, "Creating instance");
 		t->config_fresh = true; /* written by materialize from the same record */
 		start_step(t);
 		return;
@@ -929,12 +955,15 @@ void api_instance_handle_delete(struct api_request *req)
 		api_reply_error(req, 400, "Instance is running: stop it first (or use --force)");
 		return;
 	}
+	if (!instance_claim(req, name))
+		return;
 	op = api_op_new(req->ctx, "Deleting instance", instance_resources(name));
 	t = op ? task_new(req->ctx, op, name) : NULL;
 	if (!t) {
 		api_reply_error(req, 500, "Out of memory");
 		return;
 	}
+	task_hold_busy(t, op->description);
 	api_reply_async(req, op);
 	delete_begin(t);
 }

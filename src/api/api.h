@@ -41,6 +41,7 @@ struct api_ctx {
 	unsigned pending_tasks; /* workflows in flight, for clean shutdown */
 	struct api_update_queue *updates; /* config changes in flight or waiting, per instance */
 	json_t *creating; /* names of instances being created, not yet committed */
+	json_t *busy;     /* name → description of the state change or delete running on it */
 };
 
 /* Starts listening on ctx->socket_path (mode 0660). */

@@ -275,6 +275,7 @@ static int daemon_free(struct daemon *d, int exit_code)
 {
 	storage_pool_free(d->ctx.pool);
 	json_decref(d->ctx.creating);
+	json_decref(d->ctx.busy);
 	free(d->lxcpath);
 	free(d->logs_dir);
 	free(d->tmp_dir);
@@ -340,6 +341,7 @@ int daemon_run(const struct daemon_options *opts)
 	d.ctx.idmap_size = 65536;
 	d.ctx.image_max_bytes = 16ULL * 1024 * 1024 * 1024;
 	d.ctx.creating = json_object();
+	d.ctx.busy = json_object();
 	d.helper_path = find_helper(opts->helper_path);
 	d.ctx.helper_path = d.helper_path;
 	if (!d.helper_path || access(d.helper_path, X_OK) < 0) {

@@ -313,15 +313,17 @@ def test_api_create_is_async(kivad, api, kiva, names):
 def test_concurrent_starts(kivad, api, kiva, names):
     c = names()
     kiva("init", "busybox", c)
-    # Two starts sent back to back: the second is refused up front (400) or its operation
-    # fails with a message; the instance ends up running once.
+    # Two starts sent back to back: the second is refused up front (409 while the first runs,
+    # 400 once it is running) or its operation fails with a message; it ends up running once.
     ops = [api.put(f"/1.0/instances/{c}/state", {"action": "start"}) for _ in range(2)]
     results = []
     for status, body in ops:
         if status == 202:
             results.append(api.wait((status, body)))
         else:
-            assert status == 400, body
+            assert status in (400, 409), body
+            if status == 409:
+                assert body["error"] == f"Instance '{c}' is busy: Starting instance", body
     assert any(op["status"] == "Success" for op in results)
     for op in results:
         if op["status"] != "Success":
@@ -337,4 +339,20 @@ def test_exec_on_frozen_instance_is_refused(kiva, api, names):
     r = kiva("exec", c, "--", "true", check=False)
     assert r.returncode == 1 and r.stderr.startswith("Error: ")
     kiva("resume", c)
+    assert kiva("exec", c, "--", "true").returncode == 0
+
+
+def test_delete_during_start_is_refused(kivad, api, kiva, names):
+    """A delete that comes while a start runs must not pull the rootfs from under it: it is
+    refused (409 busy, or 400 once the instance runs) and the instance ends up running."""
+    c = names()
+    kiva("init", "busybox", c)
+    start = api.put(f"/1.0/instances/{c}/state", {"action": "start"})
+    status, body = api.delete(f"/1.0/instances/{c}")
+    assert status in (400, 409), (status, body)
+    if status == 409:
+        assert body["error"] == f"Instance '{c}' is busy: Starting instance", body
+    assert api.wait(start)["status"] == "Success"
+    assert api.state(c)["status"] == "Running"
+    assert c in kivad.lxc_running()
     assert kiva("exec", c, "--", "true").returncode == 0
