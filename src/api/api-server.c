@@ -9,6 +9,7 @@
  * loop lws_context_destroy() is called twice (api_server_stop, then api_server_free). */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <libwebsockets.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -344,6 +345,13 @@ int api_server_start(struct api_ctx *ctx, struct kiva_error *reterr)
 	if (!srv->context) {
 		free(srv);
 		return kiva_error_set(reterr, -EIO, "Failed to listen on %s", ctx->socket_path);
+	}
+	/* root and the members of group "kiva" (when it exists), as LXD's "lxd" group */
+	{
+		struct group *g = getgrnam("kiva");
+
+		if (g && chown(ctx->socket_path, 0, g->gr_gid) < 0)
+			log_warning("Failed to give %s to group kiva: %m", ctx->socket_path);
 	}
 	if (chmod(ctx->socket_path, 0660) < 0) {
 		lws_context_destroy(srv->context);
