@@ -7,10 +7,17 @@
  *   {"op":"image.delete","fingerprint":F}             also drops aliases that point to F
  *   {"op":"alias.put","alias":{"name":A,"target":F}}  F must exist
  *   {"op":"alias.delete","name":A}
+ *   {"op":"network.put","network":{...,"name":N}}     create or replace network N
+ *   {"op":"network.delete","name":N}
+ *   {"op":"acl.put","acl":{...,"name":N}}             create or replace network ACL N
+ *   {"op":"acl.delete","name":N}
+ * The "networks" and "acls" sections appear with their first entry, so states written before
+ * networking existed restore unchanged.
  * Anything else, or a malformed command, is refused and changes nothing (Raft §5.3: every node
  * applies the same entries in the same order, so refusal must be deterministic too). */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,9 +41,23 @@ void store_fsm_done(struct store_fsm *fsm)
 	fsm->state = NULL;
 }
 
+/* The section, or NULL when it does not exist yet (networks, acls). */
 static json_t *section(struct store_fsm *fsm, const char *name)
 {
 	return json_object_get(fsm->state, name);
+}
+
+/* The section, created when missing: only for a command that is going to succeed. */
+static json_t *section_create(struct store_fsm *fsm, const char *name)
+{
+	json_t *sect = json_object_get(fsm->state, name);
+
+	if (!sect) {
+		sect = json_object();
+		if (!sect || json_object_set_new(fsm->state, name, sect) < 0)
+			return NULL;
+	}
+	return sect;
 }
 
 static int fail(char *errbuf, size_t errlen, int code, const char *fmt, ...)
@@ -139,6 +160,28 @@ int store_fsm_apply(struct store_fsm *fsm, const char *buf, size_t len, char *er
 		if (json_object_del(section(fsm, "aliases"), name) < 0)
 			return fail(errbuf, errlen, -ENOENT, "Alias '%s' not found", name);
 		r = 0;
+	} else if (streq(op, "network.put") || streq(op, "acl.put")) {
+		bool net = op[0] == 'n';
+
+		const json_t *obj = json_object_get(cmd, net ? "network" : "acl");
+		const char *key = json_get_str(obj, "name", NULL);
+
+		if (!json_is_object(obj) || !key || !*key)
+			return fail(errbuf, errlen, -EINVAL, "command object has no 'name'");
+		r = put_keyed(section_create(fsm, net ? "networks" : "acls"), obj, "name", errbuf,
+		              errlen);
+	} else if (streq(op, "network.delete") || streq(op, "acl.delete")) {
+		bool net = op[0] == 'n';
+
+		name = json_get_str(cmd, "name", NULL);
+		if (!name)
+			return fail(errbuf, errlen, -EINVAL, "command has no 'name'");
+		if (!section(fsm, net ? "networks" : "acls") ||
+		    json_object_del(section(fsm, net ? "networks" : "acls"), name) < 0)
+			return fail(errbuf, errlen, -ENOENT, net ? "Network '%s' not found"
+			                                         : "Network ACL '%s' not found",
+			            name);
+		r = 0;
 	} else {
 		return fail(errbuf, errlen, -EINVAL, "unknown command '%s'", op);
 	}
@@ -181,6 +224,26 @@ int store_fsm_restore(struct store_fsm *fsm, const char *buf, size_t len)
 json_t *store_cmd_instance_put(const json_t *instance)
 {
 	return json_pack("{s:s,s:O}", "op", "instance.put", "instance", instance);
+}
+
+json_t *store_cmd_network_put(const json_t *network)
+{
+	return json_pack("{s:s,s:O}", "op", "network.put", "network", network);
+}
+
+json_t *store_cmd_network_delete(const char *name)
+{
+	return json_pack("{s:s,s:s}", "op", "network.delete", "name", name);
+}
+
+json_t *store_cmd_acl_put(const json_t *acl)
+{
+	return json_pack("{s:s,s:O}", "op", "acl.put", "acl", acl);
+}
+
+json_t *store_cmd_acl_delete(const char *name)
+{
+	return json_pack("{s:s,s:s}", "op", "acl.delete", "name", name);
 }
 
 json_t *store_cmd_instance_create(const json_t *instance)

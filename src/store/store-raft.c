@@ -327,6 +327,16 @@ const json_t *store_alias(const struct store *s, const char *name)
 	return json_object_get(json_object_get(s->fsm.state, "aliases"), name);
 }
 
+const json_t *store_network(const struct store *s, const char *name)
+{
+	return json_object_get(json_object_get(s->fsm.state, "networks"), name);
+}
+
+const json_t *store_acl(const struct store *s, const char *name)
+{
+	return json_object_get(json_object_get(s->fsm.state, "acls"), name);
+}
+
 uint64_t store_applied(const struct store *s)
 {
 	return s->fsm.applied;

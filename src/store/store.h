@@ -3,7 +3,8 @@
  * cluster, so single host and cluster take the same path.
  *
  * The state is one JSON document (read-only for callers):
- *   {"instances": {NAME: instance}, "images": {FP: image}, "aliases": {NAME: alias}}
+ *   {"instances": {NAME: instance}, "images": {FP: image}, "aliases": {NAME: alias},
+ *    "networks": {NAME: network}, "acls": {NAME: acl}}   (the last two once used)
  * Commands are JSON objects (store-fsm.c lists them). store-raft.c is the only file that
  * includes <raft.h>; everything here is called from kivad's loop thread. */
 #pragma once
@@ -53,6 +54,10 @@ json_t *store_cmd_image_put(const json_t *image);
 json_t *store_cmd_image_delete(const char *fingerprint);
 json_t *store_cmd_alias_put(const json_t *alias);
 json_t *store_cmd_alias_delete(const char *name);
+json_t *store_cmd_network_put(const json_t *network);
+json_t *store_cmd_network_delete(const char *name);
+json_t *store_cmd_acl_put(const json_t *acl);
+json_t *store_cmd_acl_delete(const char *name);
 
 /* ---- the Raft-backed store (store-raft.c) ---- */
 
@@ -90,6 +95,8 @@ const json_t *store_state(const struct store *store);
 const json_t *store_instance(const struct store *store, const char *name);
 const json_t *store_image(const struct store *store, const char *fingerprint);
 const json_t *store_alias(const struct store *store, const char *name);
+const json_t *store_network(const struct store *store, const char *name);
+const json_t *store_acl(const struct store *store, const char *name);
 
 uint64_t store_applied(const struct store *store);
 
