@@ -137,8 +137,26 @@ static bool cpuset_is_safe(const char *s)
 	return strspn(s, "0123456789,-") == strlen(s);
 }
 
+/* Interface names: what the kernel takes (1-15 chars, no '/', blanks or ':'). */
+static bool ifname_is_safe(const char *s)
+{
+	return value_is_safe(s) && strlen(s) < 16 && !strpbrk(s, "/: ");
+}
+
+static bool nic_is_safe(const struct runtime_nic *n)
+{
+	return ifname_is_safe(n->name) && ifname_is_safe(n->host_name) &&
+	       ifname_is_safe(n->bridge) && (!n->hwaddr || value_is_safe(n->hwaddr)) &&
+	       (!n->ipv4 || value_is_safe(n->ipv4)) &&
+	       (!n->ipv4_broadcast || value_is_safe(n->ipv4_broadcast)) &&
+	       (!n->gateway || value_is_safe(n->gateway));
+}
+
 static int spec_validate(const struct runtime_host *host, const struct runtime_spec *spec)
 {
+	for (size_t i = 0; i < spec->nnics; i++)
+		if (!nic_is_safe(&spec->nics[i]))
+			return -EINVAL;
 	if (host->cgroup_version != 1 && host->cgroup_version != 2)
 		return -EINVAL;
 	if (!name_is_safe(spec->name) || !path_is_safe(spec->rootfs))
@@ -225,10 +243,33 @@ int runtime_config_render(const struct runtime_host *host, const struct runtime_
 	      "lxc.tty.max = 0\n"
 	      "lxc.console.path = none\n"
 	      "lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed:force\n"
-	      "lxc.net.0.type = empty\n"
 	      "lxc.signal.halt = SIGPWR\n"
 	      "lxc.environment = PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
 	      f);
+
+	if (spec->nnics == 0)
+		fputs("lxc.net.0.type = empty\n", f);
+	for (size_t i = 0; i < spec->nnics; i++) {
+		const struct runtime_nic *n = &spec->nics[i];
+
+		fprintf(f,
+			"lxc.net.%zu.type = veth\n"
+			"lxc.net.%zu.link = %s\n"
+			"lxc.net.%zu.name = %s\n"
+			"lxc.net.%zu.veth.pair = %s\n"
+			"lxc.net.%zu.flags = up\n",
+			i, i, n->bridge, i, n->name, i, n->host_name, i);
+		if (n->hwaddr)
+			fprintf(f, "lxc.net.%zu.hwaddr = %s\n", i, n->hwaddr);
+		if (n->mtu)
+			fprintf(f, "lxc.net.%zu.mtu = %u\n", i, n->mtu);
+		if (n->ipv4)
+			fprintf(f, "lxc.net.%zu.ipv4.address = %s%s%s\n", i, n->ipv4,
+				n->ipv4_broadcast ? " " : "",
+				n->ipv4_broadcast ? n->ipv4_broadcast : "");
+		if (n->gateway)
+			fprintf(f, "lxc.net.%zu.ipv4.gateway = %s\n", i, n->gateway);
+	}
 
 	if (spec->privileged) {
 		fputs("lxc.cap.drop = mac_admin mac_override sys_module sys_rawio sys_time\n", f);

@@ -29,6 +29,18 @@ struct runtime_host {
 int runtime_host_probe(struct runtime_host *ret);
 
 /* Everything the config generator needs to know about one container. All strings borrowed. */
+/* One veth NIC on a bridge, set up by liblxc before init runs (no DHCP). */
+struct runtime_nic {
+	const char *name; /* inside the container: "eth0" */
+	const char *host_name; /* host-side veth (lxc.net.N.veth.pair), < 16 chars */
+	const char *bridge; /* lxc.net.N.link */
+	const char *hwaddr; /* NULL: liblxc picks one */
+	unsigned mtu; /* 0: the bridge's */
+	const char *ipv4; /* "10.0.3.5/24" or NULL */
+	const char *ipv4_broadcast; /* "10.0.3.255" or NULL */
+	const char *gateway; /* "10.0.3.1" or NULL: default route via it */
+};
+
 struct runtime_spec {
 	const char *name; /* instance name, also the hostname */
 	const char *rootfs; /* absolute path to the rootfs directory */
@@ -41,6 +53,8 @@ struct runtime_spec {
 	uint32_t idmap_base; /* host uid/gid that maps to 0 in the container */
 	uint32_t idmap_size;
 	const char *seccomp_profile; /* path to a liblxc seccomp profile or NULL */
+	const struct runtime_nic *nics; /* none: the container has its own netns with lo only */
+	size_t nnics;
 };
 
 /* Renders the liblxc config text for spec on host. Pure: no I/O. Caller frees *ret_text.

@@ -262,6 +262,61 @@ static void test_render_privileged_ignores_idmap(void **state)
 	assert_null(strstr(text, "lxc.idmap"));
 }
 
+static void test_render_nics(void **state)
+{
+	const struct runtime_host host = V1;
+	const struct runtime_nic nics[] = {
+		{.name = "eth0",
+		 .host_name = "kv0123456789",
+		 .bridge = "kivabr0",
+		 .hwaddr = "00:16:3e:aa:bb:cc",
+		 .mtu = 1450,
+		 .ipv4 = "10.100.3.5/24",
+		 .ipv4_broadcast = "10.100.3.255",
+		 .gateway = "10.100.3.1"},
+		{.name = "eth1", .host_name = "kvabcdef0123", .bridge = "br1"},
+	};
+	struct runtime_spec spec = {
+		.name = "c1", .rootfs = ROOTFS, .privileged = true, .nics = nics, .nnics = 2};
+	struct runtime_nic bad = nics[1];
+	cleanup_free char *text = NULL;
+	char *untouched = (char *)"untouched";
+
+	assert_int_equal(runtime_config_render(&host, &spec, &text), 0);
+	assert_null(strstr(text, "lxc.net.0.type = empty"));
+	assert_non_null(strstr(text, "lxc.net.0.type = veth\n"
+				     "lxc.net.0.link = kivabr0\n"
+				     "lxc.net.0.name = eth0\n"
+				     "lxc.net.0.veth.pair = kv0123456789\n"
+				     "lxc.net.0.flags = up\n"
+				     "lxc.net.0.hwaddr = 00:16:3e:aa:bb:cc\n"
+				     "lxc.net.0.mtu = 1450\n"
+				     "lxc.net.0.ipv4.address = 10.100.3.5/24 10.100.3.255\n"
+				     "lxc.net.0.ipv4.gateway = 10.100.3.1\n"));
+	assert_non_null(strstr(text, "lxc.net.1.type = veth\n"
+				     "lxc.net.1.link = br1\n"
+				     "lxc.net.1.name = eth1\n"
+				     "lxc.net.1.veth.pair = kvabcdef0123\n"
+				     "lxc.net.1.flags = up\n"));
+	assert_null(strstr(text, "lxc.net.1.ipv4"));
+
+	/* a name that could inject keys, or too long for the kernel, is refused */
+	const char *const bad_names[] = {"eth0\nlxc.hook.pre-start = /x", "a-name-of-16-chr", "a b",
+					 "", "x/y"};
+	for (size_t i = 0; i < ARRAY_SIZE(bad_names); i++) {
+		bad.bridge = bad_names[i];
+		spec.nics = &bad;
+		spec.nnics = 1;
+		assert_int_equal(runtime_config_render(&host, &spec, &untouched), -EINVAL);
+	}
+
+	/* no NIC: own netns with lo only */
+	spec.nnics = 0;
+	free(TAKE_PTR(text));
+	assert_int_equal(runtime_config_render(&host, &spec, &text), 0);
+	assert_non_null(strstr(text, "lxc.net.0.type = empty\n"));
+}
+
 static void test_seccomp_default(void **state)
 {
 	const char *p = runtime_seccomp_default();
@@ -331,6 +386,7 @@ int main(void)
 		cmocka_unit_test(test_render_table),
 		cmocka_unit_test(test_render_invalid),
 		cmocka_unit_test(test_render_privileged_ignores_idmap),
+		cmocka_unit_test(test_render_nics),
 		cmocka_unit_test(test_seccomp_default),
 		cmocka_unit_test(test_config_write),
 		cmocka_unit_test(test_host_probe),
