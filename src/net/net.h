@@ -83,12 +83,13 @@ void net_host_ifname(const char *kivad_id, const char *instance, const char *nic
 /* One ACL rule, LXD's network-acl shape. All strings owned by the rule (malloc'd). */
 struct net_acl_rule {
 	char *action;           /* allow | reject | drop */
-	char *source;           /* "", or comma list of CIDRs, A.B.C.D, instance names, @key=value */
+	char *source;           /* "", or comma list of CIDRs, A.B.C.D, A-B, instance/ACL names, @key=value */
 	char *destination;      /* same */
-	char *protocol;         /* "", tcp, udp, icmp4 */
+	char *protocol;         /* "", tcp, udp, icmp4, icmp6 */
 	char *source_port;      /* "", "80", "80,443", "8000-8080" (tcp/udp only) */
 	char *destination_port; /* same */
-	char *icmp_type;        /* "" or 0..255 (icmp4 only) */
+	char *icmp_type;        /* "" or 0..255 (icmp4/icmp6 only) */
+	char *icmp_code;        /* "" or 0..255 (icmp4/icmp6 only) */
 	char *state;            /* enabled (default) | disabled | logged */
 	char *description;
 };
@@ -143,6 +144,7 @@ struct net_model {
 	size_t nnics;
 	const struct net_model_acl *acls;
 	size_t nacls;
+	const char *table; /* name of KIVA's tables in both families; NULL: "kiva" */
 };
 
 /* Renders the complete nft script that replaces KIVA's tables (and only those):
@@ -160,6 +162,8 @@ int net_nft_render(const struct net_model *m, char **ret, struct kiva_error *ret
 
 /* The script that removes KIVA's tables (leaving nothing behind). Static. */
 const char *net_nft_remove_script(void);
+/* Same for tables named `table` (struct net_model.table). -EINVAL bad name. Caller frees. */
+int net_nft_remove_script_for(const char *table, char **ret);
 
 /* ---------------- net-nft.c (libnftables) ---------------- */
 
