@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "basic-macro.h"
 #include "basic-string.h"
@@ -103,10 +104,13 @@ int cli_parse_args(struct cli_context *ctx, const struct cli_parse *spec, int ar
 int cli_dispatch_sub(struct cli_context *ctx, const struct cli_command *parent,
 		     const struct cli_command *const *subs, size_t n, int argc, char **argv)
 {
-	static char verb[64];
+	static char verb[192];
+	char prefix[128];
 	const char *name = NULL;
 	int i;
 
+	/* "network" from main, or "network acl" from an enclosing group */
+	snprintf(prefix, sizeof(prefix), "%s", ctx->verb ? ctx->verb : parent->name);
 	/* global flags may come before the sub-command: kiva image --debug list */
 	for (i = 1; i < argc; i++) {
 		if (streq(argv[i], "--debug")) {
@@ -128,20 +132,122 @@ int cli_dispatch_sub(struct cli_context *ctx, const struct cli_command *parent,
 		return cli_help(parent); /* as lxc: a bare group command prints its help */
 	for (size_t k = 0; k < n; k++)
 		if (streq(subs[k]->name, name)) {
-			snprintf(verb, sizeof(verb), "%s %s", parent->name, name);
+			snprintf(verb, sizeof(verb), "%s %s", prefix, name);
 			ctx->verb = verb;
 			return subs[k]->run(ctx, argc - i, argv + i);
 		}
-	return cli_usage_error(ctx, "unknown command \"%s\" for \"kiva %s\"", name, parent->name);
+	return cli_usage_error(ctx, "unknown command \"%s\" for \"kiva %s\"", name, prefix);
 }
 
-char *cli_instance_path(const char *name, const char *suffix)
+char *cli_resource_path(const char *collection, const char *name, const char *suffix)
 {
 	cleanup_free char *esc = cli_escape_path_segment(name);
 
 	if (!esc)
 		return NULL;
-	return strf("/1.0/instances/%s%s", esc, suffix ? suffix : "");
+	return strf("%s/%s%s", collection, esc, suffix ? suffix : "");
+}
+
+char *cli_instance_path(const char *name, const char *suffix)
+{
+	return cli_resource_path("/1.0/instances", name, suffix);
+}
+
+int cli_object_get(struct cli_context *ctx, const char *path, const char *what, json_t **ret_obj,
+		   char **ret_etag)
+{
+	struct cli_call call = {.method = "GET", .path = path, .ret_etag = ret_etag};
+	struct cli_client *c;
+	json_t *obj = NULL;
+	int r;
+
+	r = cli_context_client(ctx, &c);
+	if (r < 0)
+		return r;
+	r = cli_call(c, &call, &obj, &ctx->error);
+	if (r < 0)
+		return r;
+	if (!json_is_object(obj)) {
+		json_decref(obj);
+		if (ret_etag) {
+			free(*ret_etag);
+			*ret_etag = NULL;
+		}
+		return kiva_error_set(&ctx->error, -EIO, "Malformed %s from kivad", what);
+	}
+	*ret_obj = obj;
+	return 0;
+}
+
+/* PUT the writable part of obj back, waiting for the operation if there is one. */
+static int object_put(struct cli_context *ctx, const char *path, const json_t *obj,
+		      const char *const *writable, const char *etag)
+{
+	cleanup_json json_t *put = json_object();
+	struct cli_call call = {.method = "PUT", .path = path, .if_match = etag, .wait = true};
+	struct cli_client *c;
+	int r;
+
+	if (!put)
+		return cli_oom(ctx);
+	for (size_t i = 0; writable[i]; i++) {
+		json_t *v = json_object_get(obj, writable[i]);
+
+		if (v && json_object_set(put, writable[i], v) < 0)
+			return cli_oom(ctx);
+	}
+	call.body = put;
+	r = cli_context_client(ctx, &c);
+	if (r < 0)
+		return r;
+	return cli_call(c, &call, NULL, &ctx->error);
+}
+
+int cli_object_edit(struct cli_context *ctx, const char *path, const char *what,
+		    const char *const *writable, cli_edit_fn edit, void *userdata)
+{
+	unsigned seed = (unsigned)getpid();
+	int r = -EBUSY;
+
+	for (int attempt = 0; attempt < 100 && r == -EBUSY; attempt++) {
+		cleanup_json json_t *obj = NULL;
+		cleanup_free char *etag = NULL;
+
+		if (attempt > 0) /* lost a race: back off a little, randomly */
+			usleep(1000 + (unsigned)(rand_r(&seed) % 5000));
+		memset(&ctx->error, 0, sizeof(ctx->error));
+		r = cli_object_get(ctx, path, what, &obj, &etag);
+		if (r < 0)
+			return r;
+		r = edit(ctx, obj, userdata);
+		if (r < 0)
+			return r;
+		r = object_put(ctx, path, obj, writable, etag);
+		if (r == -EBUSY && !etag)
+			return r;
+	}
+	return r;
+}
+
+int cli_instance_get(struct cli_context *ctx, const char *name, json_t **ret_inst, char **ret_etag)
+{
+	cleanup_free char *path = cli_instance_path(name, NULL);
+
+	if (!path)
+		return cli_oom(ctx);
+	return cli_object_get(ctx, path, "instance", ret_inst, ret_etag);
+}
+
+int cli_instance_edit(struct cli_context *ctx, const char *name, cli_edit_fn edit, void *userdata)
+{
+	static const char *const writable[] = {"architecture", "config",   "devices",
+					       "ephemeral",    "profiles", "stateful",
+					       "description",  NULL};
+	cleanup_free char *path = cli_instance_path(name, NULL);
+
+	if (!path)
+		return cli_oom(ctx);
+	return cli_object_edit(ctx, path, "instance", writable, edit, userdata);
 }
 
 int cli_instance_action(struct cli_context *ctx, const char *name, const char *action, int timeout,

@@ -1,13 +1,15 @@
-/* kiva config get|set|unset|show: an instance's configuration. set and unset read the instance
- * (GET, with its ETag), change the config map and write the whole instance back (PUT, If-Match,
- * background operation), so the server validates the result as one and applies limits live. */
+/* kiva config get|set|unset|show and kiva config device ...: an instance's configuration and its
+ * devices (LXD's device model: NICs on managed networks). Every change reads the instance (GET,
+ * with its ETag), changes the config or devices map and writes the whole instance back (PUT,
+ * If-Match, background operation), so the server validates the result as one and applies it live
+ * (limits; NIC hot-plug and unplug on a running instance). */
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "basic-macro.h"
 #include "basic-string.h"
 
+#include "cli-net.h"
 #include "cli.h"
 
 enum {
@@ -23,55 +25,6 @@ static int handle_expanded(void *userdata, int id, const char *arg, struct kiva_
 {
 	*(bool *)userdata = true;
 	return 0;
-}
-
-static int get_instance(struct cli_context *ctx, const char *name, json_t **ret_inst,
-			char **ret_etag)
-{
-	cleanup_free char *path = cli_instance_path(name, NULL);
-	struct cli_call call = {.method = "GET", .path = path, .ret_etag = ret_etag};
-	struct cli_client *c;
-	int r;
-
-	if (!path)
-		return cli_oom(ctx);
-	r = cli_context_client(ctx, &c);
-	if (r < 0)
-		return r;
-	r = cli_call(c, &call, ret_inst, &ctx->error);
-	if (r >= 0 && !json_is_object(*ret_inst)) {
-		json_decref(*ret_inst);
-		return kiva_error_set(&ctx->error, -EIO, "Malformed instance from kivad");
-	}
-	return r;
-}
-
-/* PUT the writable part of inst back (api.InstancePut's fields), waiting for the operation. */
-static int put_instance(struct cli_context *ctx, const char *name, const json_t *inst,
-			const char *etag)
-{
-	static const char *const writable[] = {"architecture", "config",   "devices",
-					       "ephemeral",    "profiles", "stateful",
-					       "description"};
-	cleanup_free char *path = cli_instance_path(name, NULL);
-	cleanup_json json_t *put = json_object();
-	struct cli_call call = {.method = "PUT", .path = path, .if_match = etag, .wait = true};
-	struct cli_client *c;
-	int r;
-
-	if (!path || !put)
-		return cli_oom(ctx);
-	for (size_t i = 0; i < ARRAY_SIZE(writable); i++) {
-		json_t *v = json_object_get(inst, writable[i]);
-
-		if (v && json_object_set(put, writable[i], v) < 0)
-			return cli_oom(ctx);
-	}
-	call.body = put;
-	r = cli_context_client(ctx, &c);
-	if (r < 0)
-		return r;
-	return cli_call(c, &call, NULL, &ctx->error);
 }
 
 static json_t *instance_config(json_t *inst)
@@ -168,7 +121,7 @@ static int cmd_get(struct cli_context *ctx, int argc, char **argv)
 	r = cli_parse_args(ctx, &spec, argc, argv, &a);
 	if (r <= 0)
 		return r;
-	r = get_instance(ctx, a.positional[0], &inst, NULL);
+	r = cli_instance_get(ctx, a.positional[0], &inst, NULL);
 	if (r < 0)
 		return r;
 	v = json_object_get(json_object_get(inst, expanded ? "expanded_config" : "config"),
@@ -177,42 +130,16 @@ static int cmd_get(struct cli_context *ctx, int argc, char **argv)
 	return 0;
 }
 
-typedef int (*config_edit_fn)(struct cli_context *ctx, json_t *config, const struct cli_args *a);
-
-/* GET, edit the config, PUT with If-Match; when another client changed the instance in between
- * (412), read it again and redo the edit, so concurrent `config set`s are all kept. */
-static int edit_config(struct cli_context *ctx, const char *name, config_edit_fn edit,
-		       const struct cli_args *a)
+/* The config edits run through cli_instance_edit: GET, edit, PUT with If-Match, and on a 412
+ * (another client changed the instance in between) read again and redo the edit, so concurrent
+ * `config set`s are all kept. */
+static int set_edit(struct cli_context *ctx, json_t *inst, void *userdata)
 {
-	unsigned seed = (unsigned)getpid();
-	int r = -EBUSY;
+	const struct cli_args *a = userdata;
+	json_t *config = instance_config(inst);
 
-	for (int attempt = 0; attempt < 100 && r == -EBUSY; attempt++) {
-		cleanup_json json_t *inst = NULL;
-		cleanup_free char *etag = NULL;
-		json_t *config;
-
-		if (attempt > 0) /* lost a race: back off a little, randomly */
-			usleep(1000 + (unsigned)(rand_r(&seed) % 5000));
-		memset(&ctx->error, 0, sizeof(ctx->error));
-		r = get_instance(ctx, name, &inst, &etag);
-		if (r < 0)
-			return r;
-		config = instance_config(inst);
-		if (!config)
-			return cli_oom(ctx);
-		r = edit(ctx, config, a);
-		if (r < 0)
-			return r;
-		r = put_instance(ctx, name, inst, etag);
-		if (r == -EBUSY && !etag)
-			return r;
-	}
-	return r;
-}
-
-static int set_edit(struct cli_context *ctx, json_t *config, const struct cli_args *a)
-{
+	if (!config)
+		return cli_oom(ctx);
 	for (size_t i = 1; i < a->n_positional; i++)
 		if (startswith(a->positional[i], "volatile."))
 			return kiva_error_set(&ctx->error, -EINVAL,
@@ -251,11 +178,16 @@ static int cmd_set(struct cli_context *ctx, int argc, char **argv)
 			if (!strchr(a.positional[i], '=') || a.positional[i][0] == '=')
 				return cli_usage_error(ctx, "Bad key=value pair: %s",
 						       a.positional[i]);
-	return edit_config(ctx, a.positional[0], set_edit, &a);
+	return cli_instance_edit(ctx, a.positional[0], set_edit, &a);
 }
 
-static int unset_edit(struct cli_context *ctx, json_t *config, const struct cli_args *a)
+static int unset_edit(struct cli_context *ctx, json_t *inst, void *userdata)
 {
+	const struct cli_args *a = userdata;
+	json_t *config = instance_config(inst);
+
+	if (!config)
+		return cli_oom(ctx);
 	if (!json_object_get(config, a->positional[1]))
 		return kiva_error_set(&ctx->error, -ENOENT,
 				      "Can't unset key '%s', it's not currently set",
@@ -277,7 +209,7 @@ static int cmd_unset(struct cli_context *ctx, int argc, char **argv)
 	r = cli_parse_args(ctx, &spec, argc, argv, &a);
 	if (r <= 0)
 		return r;
-	return edit_config(ctx, a.positional[0], unset_edit, &a);
+	return cli_instance_edit(ctx, a.positional[0], unset_edit, &a);
 }
 
 static int cmd_show(struct cli_context *ctx, int argc, char **argv)
@@ -300,7 +232,7 @@ static int cmd_show(struct cli_context *ctx, int argc, char **argv)
 	r = cli_parse_args(ctx, &spec, argc, argv, &a);
 	if (r <= 0)
 		return r;
-	r = get_instance(ctx, a.positional[0], &inst, NULL);
+	r = cli_instance_get(ctx, a.positional[0], &inst, NULL);
 	if (r < 0)
 		return r;
 	if (expanded) {
@@ -317,7 +249,403 @@ static int cmd_show(struct cli_context *ctx, int argc, char **argv)
 	return 0;
 }
 
-static const struct cli_command *const subs[] = {&sub_get, &sub_set, &sub_unset, &sub_show};
+/* ---- config device ------------------------------------------------------------------------ */
+
+static json_t *instance_devices(json_t *inst)
+{
+	json_t *devices = json_object_get(inst, "devices");
+
+	if (!json_is_object(devices)) {
+		devices = json_object();
+		if (!devices || json_object_set_new(inst, "devices", devices) < 0)
+			return NULL;
+	}
+	return devices;
+}
+
+/* The devices a user sees: expanded_devices (profile devices included) when the server sent it,
+ * else the instance's own. */
+static const json_t *effective_devices(const json_t *inst)
+{
+	const json_t *ed = json_object_get(inst, "expanded_devices");
+
+	if (json_is_object(ed) && json_object_size(ed) > 0)
+		return ed;
+	return json_object_get(inst, "devices");
+}
+
+static int cmd_device_add(struct cli_context *ctx, int argc, char **argv);
+static int cmd_device_remove(struct cli_context *ctx, int argc, char **argv);
+static int cmd_device_list(struct cli_context *ctx, int argc, char **argv);
+static int cmd_device_show(struct cli_context *ctx, int argc, char **argv);
+static int cmd_device_get(struct cli_context *ctx, int argc, char **argv);
+static int cmd_device_set(struct cli_context *ctx, int argc, char **argv);
+static int cmd_device_unset(struct cli_context *ctx, int argc, char **argv);
+
+static const struct cli_command sub_device_add = {
+	.name = "add",
+	.run = cmd_device_add,
+	.summary = "Add a device to an instance",
+	.usage = "Usage: kiva config device add INSTANCE DEVICE TYPE [KEY=VALUE...]\n"
+		 "\n"
+		 "Add device DEVICE of type TYPE (nic) with the given keys to INSTANCE. A NIC\n"
+		 "added to a running instance is plugged in at once.\n"
+		 "\n"
+		 "NIC keys: network, name, ipv4.address, hwaddr, mtu, limits.ingress,\n"
+		 "limits.egress, vlan, vlan.tagged, security.acls (see docs/network.md).\n"
+		 "\n"
+		 "Example:\n"
+		 "  kiva config device add web eth1 nic network=br0 ipv4.address=10.0.3.50 \\\n"
+		 "      limits.ingress=20Mbit\n",
+};
+
+static const struct cli_command sub_device_remove = {
+	.name = "remove",
+	.run = cmd_device_remove,
+	.summary = "Remove devices from an instance",
+	.usage = "Usage: kiva config device remove INSTANCE DEVICE...\n"
+		 "\n"
+		 "Remove devices from INSTANCE. A NIC removed from a running instance is\n"
+		 "unplugged at once.\n"
+		 "\n"
+		 "Example:\n"
+		 "  kiva config device remove web eth1\n",
+};
+
+static const struct cli_command sub_device_list = {
+	.name = "list",
+	.run = cmd_device_list,
+	.summary = "List an instance's devices",
+	.usage = "Usage: kiva config device list INSTANCE\n"
+		 "\n"
+		 "Print the names of INSTANCE's devices (profile devices included), one a line.\n"
+		 "\n"
+		 "Example:\n"
+		 "  kiva config device list web\n",
+};
+
+static const struct cli_command sub_device_show = {
+	.name = "show",
+	.run = cmd_device_show,
+	.summary = "Show an instance's devices as YAML",
+	.usage = "Usage: kiva config device show INSTANCE\n"
+		 "\n"
+		 "Print INSTANCE's devices (profile devices included) and their keys as YAML.\n"
+		 "\n"
+		 "Example:\n"
+		 "  kiva config device show web\n",
+};
+
+static const struct cli_command sub_device_get = {
+	.name = "get",
+	.run = cmd_device_get,
+	.summary = "Print one key of an instance's device",
+	.usage = "Usage: kiva config device get INSTANCE DEVICE KEY\n"
+		 "\n"
+		 "Print the value of KEY of device DEVICE (an empty line when unset).\n"
+		 "\n"
+		 "Example:\n"
+		 "  kiva config device get web eth0 ipv4.address\n",
+};
+
+static const struct cli_command sub_device_set = {
+	.name = "set",
+	.run = cmd_device_set,
+	.summary = "Set keys of an instance's device",
+	.usage = "Usage: kiva config device set INSTANCE DEVICE KEY VALUE\n"
+		 "       kiva config device set INSTANCE DEVICE KEY=VALUE...\n"
+		 "\n"
+		 "Set keys of device DEVICE; the server applies the change to a running\n"
+		 "instance at once. A device that comes from a profile is copied into the\n"
+		 "instance first.\n"
+		 "\n"
+		 "Example:\n"
+		 "  kiva config device set web eth0 limits.egress=10Mbit limits.ingress=20Mbit\n",
+};
+
+static const struct cli_command sub_device_unset = {
+	.name = "unset",
+	.run = cmd_device_unset,
+	.summary = "Remove a key from an instance's device",
+	.usage = "Usage: kiva config device unset INSTANCE DEVICE KEY\n"
+		 "\n"
+		 "Remove KEY from device DEVICE.\n"
+		 "\n"
+		 "Example:\n"
+		 "  kiva config device unset web eth0 limits.ingress\n",
+};
+
+/* What a device edit gets: the parsed arguments and, for add, the new device. */
+struct device_edit {
+	const struct cli_args *a;
+	const json_t *dev;
+};
+
+static int device_add_edit(struct cli_context *ctx, json_t *inst, void *userdata)
+{
+	const struct device_edit *e = userdata;
+	json_t *devices = instance_devices(inst);
+	const char *name = e->a->positional[1];
+
+	if (!devices)
+		return cli_oom(ctx);
+	if (json_object_get(devices, name) ||
+	    json_object_get(json_object_get(inst, "expanded_devices"), name))
+		return kiva_error_set(&ctx->error, -EEXIST, "The device already exists");
+	if (json_object_set(devices, name, (json_t *)e->dev) < 0)
+		return cli_oom(ctx);
+	return 0;
+}
+
+static int cmd_device_add(struct cli_context *ctx, int argc, char **argv)
+{
+	struct cli_parse spec = {.cmd = &sub_device_add, .min_args = 3, .max_args = -1};
+	cleanup_args struct cli_args a = {0};
+	cleanup_json json_t *dev = NULL;
+	struct device_edit e = {.a = &a};
+	int r;
+
+	r = cli_parse_args(ctx, &spec, argc, argv, &a);
+	if (r <= 0)
+		return r;
+	r = cli_device_new(a.positional[2], a.positional + 3, a.n_positional - 3, &dev,
+			   &ctx->error);
+	if (r < 0) {
+		ctx->usage_hint = r == -EINVAL;
+		return r;
+	}
+	e.dev = dev;
+	r = cli_instance_edit(ctx, a.positional[0], device_add_edit, &e);
+	if (r < 0)
+		return r;
+	printf("Device %s added to %s\n", a.positional[1], a.positional[0]);
+	return 0;
+}
+
+static int device_remove_edit(struct cli_context *ctx, json_t *inst, void *userdata)
+{
+	const struct cli_args *a = userdata;
+	json_t *devices = instance_devices(inst);
+
+	if (!devices)
+		return cli_oom(ctx);
+	for (size_t i = 1; i < a->n_positional; i++) {
+		const char *name = a->positional[i];
+
+		if (json_object_get(devices, name)) {
+			json_object_del(devices, name);
+			continue;
+		}
+		if (json_object_get(json_object_get(inst, "expanded_devices"), name))
+			return kiva_error_set(&ctx->error, -EINVAL,
+					      "Device from profile(s) cannot be removed from "
+					      "individual instance. Override device or modify "
+					      "profile instead");
+		return kiva_error_set(&ctx->error, -ENOENT, "Device %s doesn't exist", name);
+	}
+	return 0;
+}
+
+static int cmd_device_remove(struct cli_context *ctx, int argc, char **argv)
+{
+	struct cli_parse spec = {.cmd = &sub_device_remove, .min_args = 2, .max_args = -1};
+	cleanup_args struct cli_args a = {0};
+	int r;
+
+	r = cli_parse_args(ctx, &spec, argc, argv, &a);
+	if (r <= 0)
+		return r;
+	r = cli_instance_edit(ctx, a.positional[0], device_remove_edit, &a);
+	if (r < 0)
+		return r;
+	for (size_t i = 1; i < a.n_positional; i++)
+		printf("Device %s removed from %s\n", a.positional[i], a.positional[0]);
+	return 0;
+}
+
+static int cmp_keys(const void *x, const void *y)
+{
+	return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+static int cmd_device_list(struct cli_context *ctx, int argc, char **argv)
+{
+	struct cli_parse spec = {.cmd = &sub_device_list, .min_args = 1, .max_args = 1};
+	cleanup_args struct cli_args a = {0};
+	cleanup_json json_t *inst = NULL;
+	cleanup_free const char **names = NULL;
+	const json_t *devices;
+	const char *key;
+	json_t *dev;
+	size_t n = 0;
+	int r;
+
+	r = cli_parse_args(ctx, &spec, argc, argv, &a);
+	if (r <= 0)
+		return r;
+	r = cli_instance_get(ctx, a.positional[0], &inst, NULL);
+	if (r < 0)
+		return r;
+	devices = effective_devices(inst);
+	names = calloc(json_object_size(devices) + 1, sizeof(char *));
+	if (!names)
+		return cli_oom(ctx);
+	if (json_is_object(devices))
+		json_object_foreach((json_t *)devices, key, dev)
+			names[n++] = key;
+	qsort(names, n, sizeof(char *), cmp_keys);
+	for (size_t i = 0; i < n; i++)
+		puts(names[i]);
+	return 0;
+}
+
+static int cmd_device_show(struct cli_context *ctx, int argc, char **argv)
+{
+	struct cli_parse spec = {.cmd = &sub_device_show, .min_args = 1, .max_args = 1};
+	cleanup_args struct cli_args a = {0};
+	cleanup_json json_t *inst = NULL;
+	const json_t *devices;
+	int r;
+
+	r = cli_parse_args(ctx, &spec, argc, argv, &a);
+	if (r <= 0)
+		return r;
+	r = cli_instance_get(ctx, a.positional[0], &inst, NULL);
+	if (r < 0)
+		return r;
+	devices = effective_devices(inst);
+	if (json_object_size(devices) == 0)
+		return 0;
+	cli_yaml_print(stdout, devices, 0);
+	return 0;
+}
+
+static int cmd_device_get(struct cli_context *ctx, int argc, char **argv)
+{
+	struct cli_parse spec = {.cmd = &sub_device_get, .min_args = 3, .max_args = 3};
+	cleanup_args struct cli_args a = {0};
+	cleanup_json json_t *inst = NULL;
+	const json_t *dev;
+	int r;
+
+	r = cli_parse_args(ctx, &spec, argc, argv, &a);
+	if (r <= 0)
+		return r;
+	r = cli_instance_get(ctx, a.positional[0], &inst, NULL);
+	if (r < 0)
+		return r;
+	dev = json_object_get(json_object_get(inst, "devices"), a.positional[1]);
+	if (!json_is_object(dev))
+		dev = json_object_get(json_object_get(inst, "expanded_devices"), a.positional[1]);
+	if (!json_is_object(dev))
+		return kiva_error_set(&ctx->error, -ENOENT, "Device %s doesn't exist",
+				      a.positional[1]);
+	printf("%s\n", json_get_str(dev, a.positional[2], ""));
+	return 0;
+}
+
+static int device_set_edit(struct cli_context *ctx, json_t *inst, void *userdata)
+{
+	const struct cli_args *a = userdata;
+	json_t *dev;
+	int r;
+
+	r = cli_device_local(inst, a->positional[1], &dev, &ctx->error);
+	if (r < 0)
+		return r;
+	if (a->n_positional == 4 && !strchr(a->positional[2], '='))
+		return json_set_str(dev, a->positional[2], a->positional[3]) < 0 ? cli_oom(ctx) : 0;
+	for (size_t i = 2; i < a->n_positional; i++) {
+		r = cli_config_add(dev, a->positional[i], &ctx->error);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int cmd_device_set(struct cli_context *ctx, int argc, char **argv)
+{
+	struct cli_parse spec = {.cmd = &sub_device_set, .min_args = 3, .max_args = -1};
+	cleanup_args struct cli_args a = {0};
+	int r;
+
+	r = cli_parse_args(ctx, &spec, argc, argv, &a);
+	if (r <= 0)
+		return r;
+	if (!(a.n_positional == 4 && !strchr(a.positional[2], '=')))
+		for (size_t i = 2; i < a.n_positional; i++)
+			if (!strchr(a.positional[i], '=') || a.positional[i][0] == '=')
+				return cli_usage_error(ctx, "Bad key=value pair: %s",
+						       a.positional[i]);
+	return cli_instance_edit(ctx, a.positional[0], device_set_edit, &a);
+}
+
+static int device_unset_edit(struct cli_context *ctx, json_t *inst, void *userdata)
+{
+	const struct cli_args *a = userdata;
+	json_t *dev;
+	int r;
+
+	r = cli_device_local(inst, a->positional[1], &dev, &ctx->error);
+	if (r < 0)
+		return r;
+	if (!json_object_get(dev, a->positional[2]))
+		return kiva_error_set(&ctx->error, -ENOENT,
+				      "Can't unset key '%s', it's not currently set",
+				      a->positional[2]);
+	json_object_del(dev, a->positional[2]);
+	return 0;
+}
+
+static int cmd_device_unset(struct cli_context *ctx, int argc, char **argv)
+{
+	struct cli_parse spec = {.cmd = &sub_device_unset, .min_args = 3, .max_args = 3};
+	cleanup_args struct cli_args a = {0};
+	int r;
+
+	r = cli_parse_args(ctx, &spec, argc, argv, &a);
+	if (r <= 0)
+		return r;
+	return cli_instance_edit(ctx, a.positional[0], device_unset_edit, &a);
+}
+
+static const struct cli_command *const device_subs[] = {
+	&sub_device_add, &sub_device_remove, &sub_device_list,	&sub_device_show,
+	&sub_device_get, &sub_device_set,    &sub_device_unset,
+};
+
+static const struct cli_command sub_device;
+
+static int cmd_device(struct cli_context *ctx, int argc, char **argv)
+{
+	return cli_dispatch_sub(ctx, &sub_device, device_subs, ARRAY_SIZE(device_subs), argc, argv);
+}
+
+static const struct cli_command sub_device = {
+	.name = "device",
+	.run = cmd_device,
+	.summary = "Add, remove, list, show, get, set and unset instance devices",
+	.usage = "Usage: kiva config device COMMAND ...\n"
+		 "\n"
+		 "Commands:\n"
+		 "  add INSTANCE DEVICE TYPE [K=V...]   Add a device (TYPE nic)\n"
+		 "  remove INSTANCE DEVICE...           Remove devices\n"
+		 "  list INSTANCE                       List device names\n"
+		 "  show INSTANCE                       Show the devices as YAML\n"
+		 "  get INSTANCE DEVICE KEY             Print one device key\n"
+		 "  set INSTANCE DEVICE K=V...          Set device keys (also KEY VALUE)\n"
+		 "  unset INSTANCE DEVICE KEY           Remove a device key\n"
+		 "\n"
+		 "Changes apply to a running instance at once (NIC hot-plug). See\n"
+		 "docs/network.md for the NIC keys.\n"
+		 "\n"
+		 "Example:\n"
+		 "  kiva config device add web eth1 nic network=br0 ipv4.address=10.0.3.50\n"
+		 "  kiva config device remove web eth1\n",
+};
+
+static const struct cli_command *const subs[] = {&sub_get, &sub_set, &sub_unset, &sub_show,
+						 &sub_device};
 
 static int cmd_config(struct cli_context *ctx, int argc, char **argv)
 {
@@ -327,7 +655,7 @@ static int cmd_config(struct cli_context *ctx, int argc, char **argv)
 const struct cli_command cli_command_config = {
 	.name = "config",
 	.run = cmd_config,
-	.summary = "Get, set, unset or show instance configuration",
+	.summary = "Get, set, unset or show instance configuration and devices",
 	.usage = "Usage: kiva config COMMAND ...\n"
 		 "\n"
 		 "Commands:\n"
@@ -335,6 +663,7 @@ const struct cli_command cli_command_config = {
 		 "  set NAME KEY VALUE        Set config keys (also NAME KEY=VALUE...)\n"
 		 "  unset NAME KEY            Remove a config key\n"
 		 "  show NAME                 Show the instance's configuration as YAML\n"
+		 "  device COMMAND ...        Add, remove, list, show, get, set, unset devices\n"
 		 "\n"
 		 "Run 'kiva config COMMAND --help' for a command's flags.\n"
 		 "\n"

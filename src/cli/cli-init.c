@@ -22,6 +22,9 @@ const struct cli_command cli_command_init = {
 		"  -c, --config KEY=VALUE   Instance config key (repeatable), e.g. limits.memory=64MB\n"
 		"  -e, --ephemeral          Delete the instance when it stops\n"
 		"      --description TEXT   Instance description\n"
+		"  -n, --network NETWORK    Give it an eth0 NIC on NETWORK (instead of the default\n"
+		"                           profile's NIC on kivabr0)\n"
+		"      --no-profiles        Apply no profile: no NIC unless --network is given\n"
 		"\n"
 		"Example:\n"
 		"  kiva init busybox c1 -c limits.memory=64MB && kiva start c1\n",

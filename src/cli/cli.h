@@ -32,7 +32,10 @@ extern const struct cli_command cli_command_launch, cli_command_init, cli_comman
 	cli_command_stop, cli_command_restart, cli_command_pause, cli_command_resume,
 	cli_command_delete, cli_command_list, cli_command_info, cli_command_exec,
 	cli_command_config, cli_command_image, cli_command_operation, cli_command_query,
-	cli_command_version;
+	cli_command_version, cli_command_network;
+
+/* "kiva network acl ...": a sub-command group of network, in cli-network-acl.c. */
+extern const struct cli_command cli_command_network_acl;
 
 /* The client for the socket chosen by --socket > $KIVA_SOCKET > /run/kiva/unix.socket. */
 int cli_context_client(struct cli_context *ctx, struct cli_client **ret);
@@ -63,12 +66,40 @@ struct cli_parse {
 int cli_parse_args(struct cli_context *ctx, const struct cli_parse *spec, int argc, char **argv,
 		   struct cli_args *ret_args);
 
-/* Dispatches "kiva VERB SUB ..." to the sub-command named argv[1] among subs (n entries). */
+/* Dispatches "kiva VERB SUB ..." to the sub-command named argv[1] among subs (n entries). Groups
+ * nest ("kiva network acl rule add"): ctx->verb grows one word per level. */
 int cli_dispatch_sub(struct cli_context *ctx, const struct cli_command *parent,
 		     const struct cli_command *const *subs, size_t n, int argc, char **argv);
 
+/* "<collection>/<name><suffix>" with name percent-encoded: cli_resource_path("/1.0/networks",
+ * "br0", "/state"). suffix may be NULL. Caller frees; NULL on OOM. */
+char *cli_resource_path(const char *collection, const char *name, const char *suffix);
 /* "/1.0/instances/<name><suffix>" with name percent-encoded. Caller frees; NULL on OOM. */
 char *cli_instance_path(const char *name, const char *suffix);
+
+/* GETs the object at path into *ret_obj (new reference) and its ETag into *ret_etag (may be NULL;
+ * NULL when the server sent none). A response that is not a JSON object is -EIO ("Malformed
+ * <what> from kivad"). Returns 0 or -errno with ctx->error set. */
+int cli_object_get(struct cli_context *ctx, const char *path, const char *what, json_t **ret_obj,
+		   char **ret_etag);
+
+/* Changes obj in place for cli_object_edit; returns 0 or -errno with ctx->error set. It may run
+ * more than once (once per attempt), each time on a freshly read object. */
+typedef int (*cli_edit_fn)(struct cli_context *ctx, json_t *obj, void *userdata);
+
+/* Read-modify-write of the object at path: GET (with its ETag), edit, then PUT the keys named in
+ * writable (NULL-terminated; those present in the object) with If-Match, waiting for the operation
+ * when the server answers with one. When another client changed the object in between (412), reads
+ * it again and redoes the edit, so concurrent edits are all kept. Returns 0 or -errno with
+ * ctx->error set. */
+int cli_object_edit(struct cli_context *ctx, const char *path, const char *what,
+		    const char *const *writable, cli_edit_fn edit, void *userdata);
+
+/* GET /1.0/instances/<name> as cli_object_get. */
+int cli_instance_get(struct cli_context *ctx, const char *name, json_t **ret_inst, char **ret_etag);
+/* cli_object_edit on /1.0/instances/<name> with api.InstancePut's writable fields (architecture,
+ * config, devices, ephemeral, profiles, stateful, description). */
+int cli_instance_edit(struct cli_context *ctx, const char *name, cli_edit_fn edit, void *userdata);
 
 /* PUT /1.0/instances/<name>/state {"action","timeout","force"} and wait. */
 int cli_instance_action(struct cli_context *ctx, const char *name, const char *action, int timeout,

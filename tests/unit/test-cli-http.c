@@ -2,7 +2,9 @@
  * (Content-Length, chunked, reads split at every byte, malformed status lines and headers, size
  * limits), request formatting, a keep-alive connection against a forked unix-socket server (reuse,
  * retry after the server closed an idle connection, streamed upload), the LXD envelope decoder,
- * argument parsing (-c key=value and friends), and the table/CSV/YAML/date output. No root. */
+ * argument parsing (-c key=value and friends), the table/CSV/YAML/date output, and what the network
+ * verbs build (NIC devices, attach/detach choices, ACL rules and their removal, security.acls
+ * lists, network and ACL YAML). No root. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -24,6 +26,7 @@
 #include "cli-args.h"
 #include "cli-client.h"
 #include "cli-http.h"
+#include "cli-net.h"
 #include "cli-output.h"
 
 /* ---- parser helpers ---------------------------------------------------------------------- */
@@ -871,6 +874,290 @@ static void test_dates_and_paths(void **state)
 	assert_string_equal(e3, "a%20b%25");
 }
 
+/* ---- network verbs (cli-net.c) --------------------------------------------------------- */
+
+static json_t *load(const char *text)
+{
+	json_error_t err;
+	json_t *j = json_loads(text, 0, &err);
+
+	if (!j)
+		fail_msg("bad test JSON: %s", err.text);
+	return j;
+}
+
+static char *dump(const json_t *j)
+{
+	return json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+}
+
+static void test_net_nic(void **state)
+{
+	cleanup_json json_t *nic = cli_nic_device_new("br0", "eth1");
+	cleanup_json json_t *devices =
+		load("{\"eth0\":{\"type\":\"nic\",\"network\":\"kivabr0\",\"name\":\"eth0\"},"
+		     "\"mgmt\":{\"type\":\"nic\",\"network\":\"br0\",\"name\":\"eth1\"},"
+		     "\"lan\":{\"type\":\"nic\",\"nictype\":\"bridged\",\"parent\":\"br1\"},"
+		     "\"lan2\":{\"type\":\"nic\",\"network\":\"br1\"},"
+		     "\"root\":{\"type\":\"disk\",\"path\":\"/\",\"network\":\"br0\"}}");
+	cleanup_json json_t *expanded = load("{\"eth2\":{\"type\":\"nic\",\"network\":\"x\"}}");
+	cleanup_free char *s = dump(nic);
+	static const struct {
+		const char *network, *device, *found, *err;
+		int r;
+	} cases[] = {
+		{"kivabr0", NULL, "eth0", NULL, 0},
+		{"br0", NULL, "mgmt", NULL, 0}, /* the disk naming br0 is not a NIC */
+		{"br0", "mgmt", "mgmt", NULL, 0},
+		{"br1", NULL, NULL, "More than one device matches, specify the device name",
+		 -EINVAL},
+		{"br1", "lan", "lan", NULL, 0}, /* a NIC on a parent bridge counts, as in lxc */
+		{"br0", "eth0", NULL, "The specified device doesn't match the network", -EINVAL},
+		{"br0", "root", NULL, "The specified device doesn't match the network", -EINVAL},
+		{"br0", "eth9", NULL, "The specified device doesn't exist", -ENOENT},
+		{"br9", NULL, NULL, "No device found for this network", -ENOENT},
+	};
+	char name[16];
+
+	assert_string_equal(s, "{\"name\":\"eth1\",\"network\":\"br0\",\"type\":\"nic\"}");
+
+	/* eth0 is a device, eth1 an interface name, eth2 a profile device: eth3 is free */
+	cli_nic_free_name(devices, expanded, name);
+	assert_string_equal(name, "eth3");
+	cli_nic_free_name(NULL, NULL, name);
+	assert_string_equal(name, "eth0");
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct kiva_error err = {0};
+		const char *found = NULL;
+
+		assert_int_equal(
+			cli_nic_find(devices, cases[i].network, cases[i].device, &found, &err),
+			cases[i].r);
+		if (cases[i].r == 0)
+			assert_string_equal(found, cases[i].found);
+		else
+			assert_string_equal(err.msg, cases[i].err);
+	}
+}
+
+static void test_net_devices(void **state)
+{
+	static const char *const kv[] = {"network=br0", "ipv4.address=10.0.3.50",
+					 "limits.ingress=20Mbit"};
+	static const char *const bad[] = {"network=br0", "oops"};
+	static const char *const typed[] = {"type=disk"};
+	cleanup_json json_t *inst =
+		load("{\"devices\":{\"eth1\":{\"type\":\"nic\",\"network\":\"br0\"}},"
+		     "\"expanded_devices\":{\"eth0\":{\"type\":\"nic\",\"network\":\"kivabr0\"},"
+		     "\"eth1\":{\"type\":\"nic\",\"network\":\"br0\"}}}");
+	cleanup_json json_t *bare = load("{}");
+	struct kiva_error err = {0};
+	json_t *dev = NULL, *got = NULL;
+	cleanup_free char *s1 = NULL, *s2 = NULL;
+
+	assert_int_equal(cli_device_new("nic", kv, ARRAY_SIZE(kv), &dev, &err), 0);
+	s1 = dump(dev);
+	assert_string_equal(s1, "{\"ipv4.address\":\"10.0.3.50\",\"limits.ingress\":\"20Mbit\","
+				"\"network\":\"br0\",\"type\":\"nic\"}");
+	json_decref(dev);
+	assert_int_equal(cli_device_new("nic", bad, ARRAY_SIZE(bad), &dev, &err), -EINVAL);
+	assert_string_equal(err.msg, "Bad key=value pair: oops");
+	assert_int_equal(cli_device_new("nic", typed, 1, &dev, &err), -EINVAL);
+
+	/* an own device is returned as is; a profile device is copied in (an override) */
+	assert_int_equal(cli_device_local(inst, "eth1", &got, &err), 0);
+	assert_ptr_equal(got, json_object_get(json_object_get(inst, "devices"), "eth1"));
+	assert_int_equal(cli_device_local(inst, "eth0", &got, &err), 0);
+	assert_int_equal(json_set_str(got, "limits.egress", "10Mbit"), 0);
+	s2 = dump(json_object_get(inst, "devices"));
+	assert_string_equal(s2,
+			    "{\"eth0\":{\"limits.egress\":\"10Mbit\",\"network\":\"kivabr0\","
+			    "\"type\":\"nic\"},\"eth1\":{\"network\":\"br0\",\"type\":\"nic\"}}");
+	/* ... and the profile's own copy is untouched */
+	assert_null(
+		json_object_get(json_object_get(json_object_get(inst, "expanded_devices"), "eth0"),
+				"limits.egress"));
+	assert_int_equal(cli_device_local(inst, "eth7", &got, &err), -ENOENT);
+	assert_string_equal(err.msg, "Device eth7 doesn't exist");
+	assert_int_equal(cli_device_local(bare, "eth0", &got, &err), -ENOENT);
+	assert_true(json_is_object(json_object_get(bare, "devices")));
+}
+
+static void test_net_acl_rules(void **state)
+{
+	static const char *const add[] = {"action=allow", "source=@app=api", "destination_port=80",
+					  "protocol=tcp"};
+	static const char *const unknown[] = {"action=allow", "port=80"};
+	static const char *const nokv[] = {"allow"};
+	static const char *const tcp[] = {"protocol=tcp"};
+	static const char *const udp[] = {"protocol=udp"};
+	static const char *const p443[] = {"protocol=tcp", "destination_port=443"};
+	static const char *const nodesc[] = {"description="};
+	static const char *const disabled[] = {"action=drop", "state=disabled"};
+	cleanup_json json_t *rules =
+		load("[{\"action\":\"allow\",\"protocol\":\"tcp\",\"destination_port\":\"80\"},"
+		     "{\"action\":\"allow\",\"protocol\":\"tcp\",\"destination_port\":\"443\","
+		     "\"description\":\"tls\"},"
+		     "{\"action\":\"reject\",\"protocol\":\"tcp\",\"destination_port\":\"22\"},"
+		     "{\"action\":\"drop\",\"protocol\":\"udp\"}]");
+	cleanup_free char *s1 = NULL, *s2 = NULL, *s3 = NULL;
+	struct kiva_error err = {0};
+	json_t *rule = NULL;
+	size_t removed = 0;
+
+	assert_int_equal(cli_acl_direction_check("ingress", &err), 0);
+	assert_int_equal(cli_acl_direction_check("egress", &err), 0);
+	assert_int_equal(cli_acl_direction_check("in", &err), -EINVAL);
+	assert_string_equal(err.msg, "The direction argument must be one of: ingress, egress");
+
+	/* the selector's own '=' stays in the value; state defaults to enabled */
+	assert_int_equal(cli_acl_rule_new(add, ARRAY_SIZE(add), &rule, &err), 0);
+	s1 = dump(rule);
+	assert_string_equal(s1,
+			    "{\"action\":\"allow\",\"destination_port\":\"80\","
+			    "\"protocol\":\"tcp\",\"source\":\"@app=api\",\"state\":\"enabled\"}");
+	json_decref(rule);
+	assert_int_equal(cli_acl_rule_new(disabled, ARRAY_SIZE(disabled), &rule, &err), 0);
+	assert_string_equal(json_get_str(rule, "state", ""), "disabled");
+	json_decref(rule);
+	assert_int_equal(cli_acl_rule_new(unknown, ARRAY_SIZE(unknown), &rule, &err), -EINVAL);
+	assert_string_equal(err.msg, "Unknown key: port");
+	assert_int_equal(cli_acl_rule_new(nokv, 1, &rule, &err), -EINVAL);
+	assert_string_equal(err.msg, "Bad key=value pair: allow");
+
+	/* removal: none, several without --force (nothing changes), one, several with --force */
+	assert_int_equal(cli_acl_rules_remove(rules, udp, 1, false, &removed, &err), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(json_array_size(rules), 3);
+	assert_int_equal(cli_acl_rules_remove(rules, udp, 1, false, &removed, &err), -ENOENT);
+	assert_string_equal(err.msg, "No matching rule(s) found");
+	assert_int_equal(cli_acl_rules_remove(rules, tcp, 1, false, &removed, &err), -EINVAL);
+	assert_string_equal(err.msg, "Multiple rules match. Use --force to remove them all");
+	assert_int_equal(json_array_size(rules), 3);
+	assert_int_equal(
+		cli_acl_rules_remove(rules, unknown, ARRAY_SIZE(unknown), true, NULL, &err),
+		-EINVAL);
+	assert_int_equal(cli_acl_rules_remove(rules, p443, ARRAY_SIZE(p443), false, &removed, &err),
+			 0);
+	s2 = dump(rules);
+	assert_string_equal(s2, "[{\"action\":\"allow\",\"destination_port\":\"80\",\"protocol\":"
+				"\"tcp\"},{\"action\":\"reject\",\"destination_port\":\"22\","
+				"\"protocol\":\"tcp\"}]");
+	/* an absent field matches an empty value */
+	assert_int_equal(cli_acl_rules_remove(rules, nodesc, 1, false, &removed, &err), -EINVAL);
+	assert_int_equal(cli_acl_rules_remove(rules, tcp, 1, true, &removed, &err), 0);
+	assert_int_equal(removed, 2);
+	s3 = dump(rules);
+	assert_string_equal(s3, "[]");
+}
+
+static void test_net_lists(void **state)
+{
+	static const struct {
+		const char *list, *item, *out;
+		int r;
+	} adds[] =
+		{
+			{NULL, "web", "web", 0},	  {"", "web", "web", 0},
+			{"db", "web", "db,web", 0},	  {"db, web", "web", NULL, -EEXIST},
+			{"webby", "web", "webby,web", 0},
+		},
+	  removes[] = {
+		  {"web", "web", "", 0},
+		  {"db,web,cache", "web", "db,cache", 0},
+		  {"db , web ,cache", "db", "web,cache", 0},
+		  {"db,,web", "web", "db", 0},
+		  {"db,webby", "web", NULL, -ENOENT},
+		  {"", "web", NULL, -ENOENT},
+	  };
+
+	for (size_t i = 0; i < ARRAY_SIZE(adds); i++) {
+		char *out = NULL;
+
+		assert_int_equal(cli_list_add(adds[i].list, adds[i].item, &out), adds[i].r);
+		if (adds[i].r == 0)
+			assert_string_equal(out, adds[i].out);
+		else
+			assert_null(out);
+		free(out);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(removes); i++) {
+		char *out = NULL;
+
+		assert_int_equal(cli_list_remove(removes[i].list, removes[i].item, &out),
+				 removes[i].r);
+		if (removes[i].r == 0)
+			assert_string_equal(out, removes[i].out);
+		else
+			assert_null(out);
+		free(out);
+	}
+}
+
+static char *yaml_of(void (*print)(FILE *, const json_t *), const json_t *v)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	assert_non_null(f);
+	print(f, v);
+	fclose(f);
+	return buf;
+}
+
+static void test_net_yaml(void **state)
+{
+	cleanup_json json_t *net = load(
+		"{\"name\":\"kivabr0\",\"description\":\"\",\"type\":\"bridge\",\"managed\":true,"
+		"\"status\":\"Created\",\"config\":{\"ipv4.address\":\"10.0.3.1/24\","
+		"\"ipv4.nat\":\"true\",\"security.acls\":\"web-in\"},"
+		"\"used_by\":[\"/1.0/instances/c1\"],\"locations\":[\"none\"]}");
+	cleanup_json json_t *bare = load("{\"name\":\"br0\",\"type\":\"bridge\"}");
+	cleanup_json json_t *acl = load(
+		"{\"name\":\"web-in\",\"description\":\"HTTP in\",\"config\":{},\"used_by\":[],"
+		"\"ingress\":[{\"action\":\"allow\",\"source\":\"@app=api\",\"destination\":\"\","
+		"\"protocol\":\"tcp\",\"source_port\":\"\",\"destination_port\":\"80,443\","
+		"\"icmp_type\":\"\",\"icmp_code\":\"\",\"description\":\"\",\"state\":\"enabled\"}],"
+		"\"egress\":[]}");
+	cleanup_free char *y1 = yaml_of(cli_network_print_yaml, net),
+			  *y2 = yaml_of(cli_network_print_yaml, bare),
+			  *y3 = yaml_of(cli_acl_print_yaml, acl);
+
+	assert_string_equal(y1, "config:\n"
+				"  ipv4.address: 10.0.3.1/24\n"
+				"  ipv4.nat: \"true\"\n"
+				"  security.acls: web-in\n"
+				"description: \"\"\n"
+				"name: kivabr0\n"
+				"type: bridge\n"
+				"used_by:\n"
+				"- /1.0/instances/c1\n"
+				"managed: true\n"
+				"status: Created\n"
+				"locations:\n"
+				"- none\n");
+	assert_string_equal(y2, "config: {}\n"
+				"description: \"\"\n"
+				"name: br0\n"
+				"type: bridge\n"
+				"used_by: []\n"
+				"managed: false\n"
+				"status: \"\"\n");
+	assert_string_equal(y3, "name: web-in\n"
+				"description: HTTP in\n"
+				"egress: []\n"
+				"ingress:\n"
+				"- action: allow\n"
+				"  source: \"@app=api\"\n"
+				"  protocol: tcp\n"
+				"  destination_port: 80,443\n"
+				"  state: enabled\n"
+				"config: {}\n"
+				"used_by: []\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -896,6 +1183,11 @@ int main(void)
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_yaml),
 		cmocka_unit_test(test_dates_and_paths),
+		cmocka_unit_test(test_net_nic),
+		cmocka_unit_test(test_net_devices),
+		cmocka_unit_test(test_net_acl_rules),
+		cmocka_unit_test(test_net_lists),
+		cmocka_unit_test(test_net_yaml),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
