@@ -20,6 +20,7 @@
 #include "basic-fs.h"
 #include "basic-log.h"
 #include "basic-string.h"
+#include "net.h"
 #include "proto-name.h"
 
 struct task {
@@ -33,6 +34,7 @@ struct task {
 	bool start_after;
 	bool config_fresh; /* the liblxc config was just written from the record */
 	bool holds_busy; /* this task holds the instance's busy mark (api_ctx.busy) */
+	char *errmsg; /* a failure to report after a clean-up step */
 	char exec_id[40];
 	char status_path[4096];
 	bool record_output;
@@ -45,6 +47,7 @@ static void task_free(struct task *t)
 	if (t->holds_busy)
 		json_object_del(t->ctx->busy, t->name);
 	json_decref(t->inst);
+	free(t->errmsg);
 	free(t);
 }
 
@@ -150,8 +153,56 @@ static bool is_running(enum runtime_state s)
 	       s == RUNTIME_STOPPING;
 }
 
-static json_t *render_state(struct api_ctx *ctx, const char *name, enum runtime_state st)
+static uint64_t read_counter(const char *ifname, const char *file)
 {
+	char path[128];
+	cleanup_free char *text = NULL;
+
+	snprintf(path, sizeof(path), "/sys/class/net/%s/statistics/%s", ifname, file);
+	if (read_file(path, 64, &text, NULL) < 0)
+		return 0;
+	return strtoull(text, NULL, 10);
+}
+
+/* LXD's state.network: per NIC its address, host veth and counters (as the container sees
+ * them: what the host veth sends, the container receives). */
+static json_t *render_network(struct api_ctx *ctx, const json_t *stored)
+{
+	cleanup_json json_t *nics = api_instance_nics(ctx, stored);
+	json_t *out = json_object();
+	size_t i;
+	json_t *nic;
+
+	json_array_foreach(nics, i, nic) {
+		const char *host = json_get_str(nic, "host_name", "");
+		json_t *addrs = json_array();
+		char len[8];
+
+		if (json_get_str(nic, "ipv4", NULL)) {
+			snprintf(len, sizeof(len), "%lld", json_get_int(nic, "prefix", 0));
+			json_array_append_new(addrs,
+					      json_pack("{s:s,s:s,s:s,s:s}", "family", "inet",
+							"address", json_get_str(nic, "ipv4", ""),
+							"netmask", len, "scope", "global"));
+		}
+		json_object_set_new(
+			out, json_get_str(nic, "name", ""),
+			json_pack("{s:o,s:s,s:s,s:s,s:s,s:s,s:{s:I,s:I,s:I,s:I}}", "addresses",
+				  addrs, "host_name", host, "hwaddr",
+				  json_get_str(nic, "hwaddr", ""), "mtu",
+				  json_get_str(nic, "mtu", "1500"), "state", "up", "type",
+				  "broadcast", "counters", "bytes_received",
+				  (json_int_t)read_counter(host, "tx_bytes"), "bytes_sent",
+				  (json_int_t)read_counter(host, "rx_bytes"), "packets_received",
+				  (json_int_t)read_counter(host, "tx_packets"), "packets_sent",
+				  (json_int_t)read_counter(host, "rx_packets")));
+	}
+	return out;
+}
+
+static json_t *render_state(struct api_ctx *ctx, const json_t *stored, enum runtime_state st)
+{
+	const char *name = json_get_str(stored, "name", "");
 	struct runtime_usage usage = {0};
 	cleanup_free char *cpuset = NULL;
 	int pid = -1;
@@ -174,7 +225,8 @@ static json_t *render_state(struct api_ctx *ctx, const char *name, enum runtime_
 			  "usage", (json_int_t)usage.cpu_usage_nsec, "memory", "usage",
 			  (json_int_t)usage.memory_bytes, "usage_peak",
 			  (json_int_t)usage.memory_peak_bytes, "swap_usage", (json_int_t)0,
-			  "network", json_object(), "disk", "kiva", "cpuset", cpuset);
+			  "network", is_running(st) ? render_network(ctx, stored) : json_object(),
+			  "disk", "kiva", "cpuset", cpuset);
 	return state;
 }
 
@@ -192,12 +244,12 @@ json_t *api_instance_render(struct api_ctx *ctx, const json_t *stored, bool with
 	json_object_set_new(out, "status", json_string(status_of(st)));
 	json_object_set_new(out, "status_code", json_integer(status_code_of(st)));
 	json_object_set(out, "expanded_config", json_object_get(out, "config"));
-	json_object_set(out, "expanded_devices", json_object_get(out, "devices"));
+	json_object_set_new(out, "expanded_devices", api_instance_expanded_devices(ctx, stored));
 	json_object_set_new(out, "location", json_string("none"));
 	json_object_set_new(out, "stateful", json_false());
 	json_object_set_new(out, "project", json_string("default"));
 	if (with_state)
-		json_object_set_new(out, "state", render_state(ctx, name, st));
+		json_object_set_new(out, "state", render_state(ctx, stored, st));
 	return out;
 }
 
@@ -294,13 +346,20 @@ static int write_lxc_config(struct api_ctx *ctx, const json_t *inst, struct kiva
 	const json_t *config = json_object_get(inst, "config");
 	cleanup_free char *rootfs = rootfs_path(ctx, name);
 	cleanup_free char *log_path = strf("%s/%s/lxc.log", ctx->lxcpath, name);
-	cleanup_free char *text = NULL;
+	cleanup_free char *resolv_path = strf("%s/%s/resolv.conf", ctx->lxcpath, name);
+	cleanup_free char *text = NULL, *resolv = NULL;
+	cleanup_free struct runtime_nic *nics = NULL;
+	cleanup_json json_t *keep = NULL;
 	struct proto_limits lim;
 	struct runtime_spec spec = {0};
+	size_t nnics = 0;
 	int r;
 
-	if (!rootfs || !log_path)
+	if (!rootfs || !log_path || !resolv_path)
 		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
+	r = api_nics_runtime(ctx, inst, &nics, &nnics, &keep);
+	if (r < 0)
+		return kiva_error_set(reterr, r, "Out of memory");
 	r = proto_limits_from_config(config, &lim, reterr);
 	if (r < 0)
 		return r;
@@ -315,6 +374,12 @@ static int write_lxc_config(struct api_ctx *ctx, const json_t *inst, struct kiva
 	spec.idmap_base = ctx->idmap_base;
 	spec.idmap_size = ctx->idmap_size;
 	spec.seccomp_profile = ctx->seccomp_path;
+	spec.nics = nics;
+	spec.nnics = nnics;
+	if (nnics > 0) {
+		resolv = api_nics_resolv_conf(ctx, inst);
+		spec.resolv_conf = resolv_path;
+	}
 	r = runtime_config_render(&ctx->host, &spec, &text);
 	if (r < 0)
 		return kiva_error_set(reterr, r, "Failed to generate the container config of '%s'",
@@ -323,6 +388,12 @@ static int write_lxc_config(struct api_ctx *ctx, const json_t *inst, struct kiva
 	if (r < 0)
 		return kiva_error_set(reterr, r, "Failed to write the container config of '%s': %s",
 				      name, strerror(-r));
+	if (resolv) {
+		r = write_file_replace(resolv_path, resolv, strlen(resolv), 0644);
+		if (r < 0)
+			return kiva_error_set(reterr, r, "Failed to write %s: %s", resolv_path,
+					      strerror(-r));
+	}
 	return 0;
 }
 
@@ -458,7 +529,7 @@ void api_instance_handle_state_get(struct api_request *req)
 
 	if (!inst)
 		return;
-	api_reply_sync(req, render_state(req->ctx, req->params[0],
+	api_reply_sync(req, render_state(req->ctx, inst,
 					 runtime_state(req->ctx->lxcpath, req->params[0])));
 }
 
@@ -486,13 +557,34 @@ static json_t *record_with_state(const json_t *inst, const char *kiva_state)
 static void start_step(struct task *t);
 static void delete_begin(struct task *t);
 
+static void network_failed_stopped(void *userdata, const struct api_spawn_result *res)
+{
+	struct task *t = userdata;
+
+	api_nics_stopped(t->ctx, store_instance(t->ctx->store, t->name));
+	task_fail(t, "Failed to start instance '%s': %s", t->name, t->errmsg ? t->errmsg : "");
+}
+
 static void started(void *userdata, const struct api_spawn_result *res)
 {
 	struct task *t = userdata;
+	struct kiva_error err = {0};
 
 	if (res->exit_status != 0) {
 		task_fail(t, "Failed to start instance '%s': %s", t->name,
 			  res->message[0] ? res->message : "kiva-helper failed");
+		return;
+	}
+	/* the host side of its NICs: QoS, VLAN, firewall; if that fails, it does not run */
+	if (api_nics_started(t->ctx, store_instance(t->ctx->store, t->name), &err) < 0) {
+		char *args[] = {"stop", (char *)t->ctx->lxcpath, t->name, "-1", NULL};
+
+		log_warning("Instance '%s': network set-up failed: %s", t->name, err.msg);
+		snprintf(t->action, sizeof(t->action), "%s", "");
+		t->errmsg = strdup(err.msg);
+		if (api_spawn_helper(t->ctx, t->ctx->helper_path, args, -1, -1, -1,
+				     network_failed_stopped, t) < 0)
+			task_fail(t, "Failed to start instance '%s': %s", t->name, err.msg);
 		return;
 	}
 	task_done(t, NULL);
@@ -529,6 +621,7 @@ static void stopped(void *userdata, const struct api_spawn_result *res)
 			  res->message[0] ? res->message : "kiva-helper failed");
 		return;
 	}
+	api_nics_stopped(t->ctx, store_instance(t->ctx->store, t->name));
 	if (t->start_after) {
 		start_step(t);
 		return;
@@ -785,14 +878,8 @@ void api_instances_handle_create(struct api_request *req)
 		return;
 	}
 	devices = json_object_get(body, "devices");
-	if (devices && !json_is_object(devices)) {
-		api_reply_error(req, 400, "Invalid devices: expected an object");
-		return;
-	}
-	if (devices && json_object_size(devices) > 0) {
-		api_reply_error(req, 400,
-				"Devices are not supported yet (networks come with the "
-				"networking release)");
+	if (api_devices_validate(ctx, name, devices, &err) < 0) {
+		api_reply_kiva_error(req, &err);
 		return;
 	}
 	profiles = json_object_get(body, "profiles");
@@ -800,7 +887,9 @@ void api_instances_handle_create(struct api_request *req)
 	    (!json_is_array(profiles) || json_array_size(profiles) > 1 ||
 	     (json_array_size(profiles) == 1 &&
 	      !streq(json_string_value(json_array_get(profiles, 0)) ?: "", "default")))) {
-		api_reply_error(req, 400, "Only the 'default' profile exists");
+		api_reply_error(req, 400,
+				"Only the 'default' profile exists (its eth0 is a NIC on "
+				"the default network); [] means none");
 		return;
 	}
 	source = json_object_get(body, "source");
@@ -842,11 +931,15 @@ void api_instances_handle_create(struct api_request *req)
 	}
 	if (config)
 		json_object_set_new(inst, "config", json_deep_copy(config));
+	if (devices)
+		json_object_set_new(inst, "devices", json_deep_copy(devices));
+	if (profiles)
+		json_object_set_new(inst, "profiles", json_deep_copy(profiles));
 	copy_image_config(json_object_get(inst, "config"), image);
 	json_set_str(json_object_get(inst, "config"), "volatile.base_image",
 		     json_get_str(image, "fingerprint", ""));
 	json_set_str(json_object_get(inst, "config"), "volatile.idmap.base", idmap);
-	if (assign_cpuset(ctx, inst, &err) < 0) {
+	if (assign_cpuset(ctx, inst, &err) < 0 || api_nics_assign(ctx, inst, &err) < 0) {
 		api_reply_kiva_error(req, &err);
 		return;
 	}
@@ -860,7 +953,8 @@ void api_instances_handle_create(struct api_request *req)
 	t->inst = json_incref(inst);
 	t->start_after = start;
 	/* the files first (a btrfs snapshot: a few ms), then one commit for the record */
-	if (json_object_set_new(ctx->creating, name, json_true()) < 0 ||
+	/* the pending record reserves its name and its addresses until it is committed */
+	if (json_object_set(ctx->creating, name, inst) < 0 ||
 	    api_instance_materialize(ctx, inst, &err) < 0) {
 		api_reply_kiva_error(req, &err);
 		create_rollback(t, err.msg[0] ? err.msg : "Out of memory");
@@ -887,6 +981,7 @@ static void delete_done(void *userdata, int status, const char *errmsg)
 		task_fail(t, "Failed to delete instance '%s': %s", t->name, errmsg);
 		return;
 	}
+	api_nics_stopped(t->ctx, NULL); /* its addresses leave the ACL selectors */
 	task_done(t, NULL);
 }
 
@@ -1076,7 +1171,11 @@ struct update {
 	struct task *t;
 	struct api_request *req; /* PATCH: answered when committed; NULL for PUT (operation) */
 	json_t *old_config;
+	json_t *old_record; /* for the NIC diff of a hot-plug */
 	bool live;
+	json_t *plug; /* NICs still to hot-plug (array), after the commit */
+	size_t next_plug;
+	int pid;
 };
 
 static void update_finish(struct update *u, int status, const char *msg)
@@ -1097,8 +1196,138 @@ static void update_finish(struct update *u, int status, const char *msg)
 		task_done(u->t, NULL);
 	}
 	json_decref(u->old_config);
+	json_decref(u->old_record);
+	json_decref(u->plug);
 	free(u);
 	update_unlock(ctx, name);
+}
+
+/* ---- NIC hot-plug on a running instance, after the change was recorded ---- */
+
+static bool nic_same(const json_t *a, const json_t *b)
+{
+	/* everything but QoS limits needs a new interface */
+	static const char *const keys[] = {"name", "network", "host_name", "hwaddr",
+					   "ipv4", "mtu",     "vlan",	   "vlan.tagged"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (!streq(json_get_str(a, keys[i], ""), json_get_str(b, keys[i], "")))
+			return false;
+	return true;
+}
+
+static const json_t *nic_by_device(const json_t *nics, const char *dev)
+{
+	size_t i;
+	json_t *nic;
+
+	json_array_foreach(nics, i, nic)
+		if (streq(json_get_str(nic, "device", ""), dev))
+			return nic;
+	return NULL;
+}
+
+static void hotplug_next(struct update *u);
+
+static void hotplug_configured(void *userdata, const struct api_spawn_result *res)
+{
+	struct update *u = userdata;
+
+	if (res->exit_status != 0) {
+		const json_t *nic = json_array_get(u->plug, u->next_plug - 1);
+		char msg[600];
+
+		(void)net_link_delete(json_get_str(nic, "host_name", ""));
+		snprintf(msg, sizeof(msg), "Recorded, but hot-plugging %s failed: %s",
+			 json_get_str(nic, "device", ""), res->message);
+		update_finish(u, -EIO, msg);
+		return;
+	}
+	hotplug_next(u);
+}
+
+static void hotplug_next(struct update *u)
+{
+	struct api_ctx *ctx = u->t->ctx;
+	const json_t *nic = json_array_get(u->plug, u->next_plug++);
+	struct kiva_error err = {0};
+	char peer[20], pid[16], cidr[40] = "", *gw;
+	int64_t mtu = 0;
+	int r;
+
+	if (!nic) {
+		if (api_nics_started(ctx, store_instance(ctx->store, u->t->name), &err) < 0) {
+			update_finish(u, err.code ? err.code : -EIO, err.msg);
+			return;
+		}
+		update_finish(u, 0, NULL);
+		return;
+	}
+	snprintf(peer, sizeof(peer), "%sp", json_get_str(nic, "host_name", ""));
+	if (json_get_str(nic, "mtu", NULL))
+		(void)parse_int64(json_get_str(nic, "mtu", ""), 0, 65535, &mtu);
+	r = net_veth_create_for(json_get_str(nic, "host_name", ""), peer,
+				json_get_str(nic, "bridge", ""), json_get_str(nic, "hwaddr", NULL),
+				(unsigned)mtu, ctx->link_tag, u->pid, &err);
+	if (r < 0) {
+		char msg[600];
+
+		snprintf(msg, sizeof(msg), "Recorded, but hot-plugging %s failed: %s",
+			 json_get_str(nic, "device", ""), err.msg);
+		update_finish(u, r, msg);
+		return;
+	}
+	snprintf(pid, sizeof(pid), "%d", u->pid);
+	if (json_get_str(nic, "ipv4", NULL))
+		snprintf(cidr, sizeof(cidr), "%s/%lld", json_get_str(nic, "ipv4", ""),
+			 json_get_int(nic, "prefix", 24));
+	gw = (char *)json_get_str(nic, "gateway", "-");
+	{
+		char *args[] = {"nic-configure",
+				pid,
+				peer,
+				(char *)json_get_str(nic, "name", ""),
+				cidr[0] ? cidr : (char *)"-",
+				gw,
+				NULL};
+
+		r = api_spawn_helper(ctx, ctx->archive_helper_path, args, -1, -1, -1,
+				     hotplug_configured, u);
+	}
+	if (r < 0)
+		update_finish(u, r, "Failed to run kiva-helper");
+}
+
+static void hotplug_begin(struct update *u)
+{
+	struct api_ctx *ctx = u->t->ctx;
+	cleanup_json json_t *before = api_instance_nics(ctx, u->old_record);
+	cleanup_json json_t *after = api_instance_nics(ctx, u->t->inst);
+	size_t i;
+	json_t *nic;
+
+	u->plug = json_array();
+	u->pid = runtime_init_pid(ctx->lxcpath, u->t->name);
+	if (!before || !after || !u->plug || u->pid <= 0) {
+		update_finish(u, u->pid <= 0 ? 0 : -ENOMEM, "Out of memory");
+		return;
+	}
+	/* unplug what went away or changed */
+	json_array_foreach(before, i, nic) {
+		const json_t *now = nic_by_device(after, json_get_str(nic, "device", ""));
+
+		if (!now || !nic_same(nic, now)) {
+			(void)net_qos_clear(json_get_str(nic, "host_name", ""));
+			(void)net_link_delete(json_get_str(nic, "host_name", ""));
+		}
+	}
+	json_array_foreach(after, i, nic) {
+		const json_t *was = nic_by_device(before, json_get_str(nic, "device", ""));
+
+		if (!was || !nic_same(nic, was))
+			json_array_append(u->plug, nic);
+	}
+	hotplug_next(u);
 }
 
 static void update_committed(void *userdata, int status, const char *errmsg)
@@ -1119,6 +1348,12 @@ static void update_committed(void *userdata, int status, const char *errmsg)
 		update_finish(u, err.code, err.msg);
 		return;
 	}
+	if (u->live) {
+		hotplug_begin(u);
+		return;
+	}
+	if (api_net_sync(u->t->ctx, &err) < 0)
+		log_warning("Failed to update the nftables rules: %s", err.msg);
 	update_finish(u, 0, NULL);
 }
 
@@ -1189,13 +1424,29 @@ static bool update_start(struct api_request *req, bool patch)
 		return false;
 	}
 	devices = json_object_get(body, "devices");
-	if (devices && (!json_is_object(devices) || json_object_size(devices) > 0)) {
-		api_reply_error(req, 400,
-				"Devices are not supported yet (networks come with the "
-				"networking release)");
+	if (devices && !json_is_object(devices)) {
+		api_reply_error(req, 400, "Invalid devices: expected an object");
 		return false;
 	}
 	inst = json_deep_copy(stored);
+	if (patch && devices) {
+		/* device by device; null removes one */
+		json_t *merged = json_object_get(inst, "devices");
+
+		json_object_foreach((json_t *)devices, key, v) {
+			if (json_is_null(v))
+				json_object_del(merged, key);
+			else
+				json_object_set(merged, key, v);
+		}
+	} else if (!patch) {
+		json_object_set_new(inst, "devices",
+				    devices ? json_deep_copy(devices) : json_object());
+	}
+	if (api_devices_validate(ctx, name, json_object_get(inst, "devices"), &err) < 0) {
+		api_reply_kiva_error(req, &err);
+		return false;
+	}
 	old_config = json_object_get(stored, "config");
 	if (patch) {
 		config = json_object_get(inst, "config");
@@ -1245,6 +1496,10 @@ static bool update_start(struct api_request *req, bool patch)
 		api_reply_kiva_error(req, &err);
 		return false;
 	}
+	if (api_nics_assign(ctx, inst, &err) < 0) {
+		api_reply_kiva_error(req, &err);
+		return false;
+	}
 	st = runtime_state(ctx->lxcpath, name);
 	if (is_running(st)) {
 		r = apply_live_limits(ctx, name, old_config, config, &err);
@@ -1270,6 +1525,7 @@ static bool update_start(struct api_request *req, bool patch)
 	}
 	u->t->inst = json_incref(inst);
 	u->old_config = json_incref(old_config);
+	u->old_record = json_deep_copy(stored);
 	u->live = is_running(st);
 	if (patch) {
 		u->req = req;

@@ -147,6 +147,59 @@ int api_instance_materialize(struct api_ctx *ctx, const json_t *inst, struct kiv
 int api_instance_dematerialize(struct api_ctx *ctx, const char *name, struct kiva_error *reterr);
 int api_instance_write_config(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr);
 
+/* The instance's NICs as LXD's expanded devices see them (the default profile's eth0 on the
+ * default network, then its own nic devices), each an object: {"instance", "device", "name",
+ * "network", "bridge", "host_name", "hwaddr", "ipv4" (address), "prefix" (len), "gateway",
+ * "mtu", "limits.ingress", "limits.egress", "vlan", "vlan.tagged", "security.acls"} with the
+ * server-chosen values (volatile.<dev>.*) filled in. New reference (an array). */
+json_t *api_instance_nics(struct api_ctx *ctx, const json_t *inst);
+
+/* api-nics.c */
+json_t *api_instance_expanded_devices(struct api_ctx *ctx, const json_t *inst);
+/* Checks an instance's devices (types, keys, networks, static addresses free, rates, ACLs). */
+int api_devices_validate(struct api_ctx *ctx, const char *instance, const json_t *devices,
+			 struct kiva_error *reterr);
+/* Fills volatile.<dev>.{host_name,hwaddr,ipv4.address} of inst's NICs (IPAM), drops those of
+ * devices that are gone. */
+int api_nics_assign(struct api_ctx *ctx, json_t *inst, struct kiva_error *reterr);
+/* liblxc's view of the NICs; the strings live in *ret_keep (decref after use). */
+int api_nics_runtime(struct api_ctx *ctx, const json_t *inst, struct runtime_nic **ret,
+		     size_t *ret_n, json_t **ret_keep);
+char *api_nics_resolv_conf(struct api_ctx *ctx, const json_t *inst);
+int api_nics_started(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr);
+void api_nics_stopped(struct api_ctx *ctx, const json_t *inst);
+
+/* api-networks.c */
+int api_ifname_validate(const char *what, const char *name, struct kiva_error *reterr);
+char **api_split_list(const char *s); /* "a, b" → {"a","b",NULL}; NULL on OOM */
+struct net_acl_rule;
+int api_acl_rule_parse(const json_t *rule, struct net_acl_rule *r, struct kiva_error *reterr);
+/* Re-renders KIVA's nftables tables from the store and the running state; applies atomically. */
+int api_net_sync(struct api_ctx *ctx, struct kiva_error *reterr);
+/* Validates and completes config (ipv4.address auto), creates the bridge; *ret_net is the
+ * record to commit. */
+int api_network_create(struct api_ctx *ctx, const char *name, const char *description,
+		       json_t *config, json_t **ret_net, struct kiva_error *reterr);
+/* Brings every network's bridge in line, removes tagged links no network or running NIC owns,
+ * enables forwarding for NAT, re-applies QoS of running NICs and the nftables tables. */
+int api_net_reconcile(struct api_ctx *ctx, struct kiva_error *reterr);
+/* At the first start of a state dir, creates the default network; cb runs when done. */
+void api_net_first_start(struct api_ctx *ctx, void (*cb)(struct api_ctx *ctx, void *userdata),
+			 void *userdata);
+void api_networks_handle_list(struct api_request *req);
+void api_networks_handle_create(struct api_request *req);
+void api_network_handle_get(struct api_request *req);
+void api_network_handle_put(struct api_request *req);
+void api_network_handle_patch(struct api_request *req);
+void api_network_handle_delete(struct api_request *req);
+void api_network_handle_state(struct api_request *req);
+void api_acls_handle_list(struct api_request *req);
+void api_acls_handle_create(struct api_request *req);
+void api_acl_handle_get(struct api_request *req);
+void api_acl_handle_put(struct api_request *req);
+void api_acl_handle_patch(struct api_request *req);
+void api_acl_handle_delete(struct api_request *req);
+
 /* api-images.c */
 void api_images_handle_list(struct api_request *req);
 void api_images_handle_create(struct api_request *req);

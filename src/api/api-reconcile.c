@@ -24,8 +24,13 @@ struct reconcile {
 
 static void one_done(struct reconcile *rc)
 {
+	struct kiva_error err = {0};
+
 	if (--rc->pending > 0)
 		return;
+	/* bridges, leftover interfaces, QoS of running NICs, the nftables tables */
+	if (api_net_reconcile(rc->ctx, &err) < 0)
+		log_warning("Reconcile: networking: %s", err.msg);
 	rc->cb(rc->ctx, rc->userdata);
 	free(rc);
 }
@@ -47,8 +52,38 @@ static void submit(struct reconcile *rc, json_t *cmd)
 	json_decref(cmd);
 }
 
+struct reconcile_start {
+	void (*cb)(struct api_ctx *ctx, void *userdata);
+	void *userdata;
+};
+
+static void reconcile_instances(struct api_ctx *ctx,
+				void (*cb)(struct api_ctx *ctx, void *userdata), void *userdata);
+
+static void networks_ready(struct api_ctx *ctx, void *userdata)
+{
+	struct reconcile_start *s = userdata;
+
+	reconcile_instances(ctx, s->cb, s->userdata);
+	free(s);
+}
+
 void api_reconcile(struct api_ctx *ctx, void (*cb)(struct api_ctx *ctx, void *userdata),
 		   void *userdata)
+{
+	struct reconcile_start *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		reconcile_instances(ctx, cb, userdata);
+		return;
+	}
+	s->cb = cb;
+	s->userdata = userdata;
+	api_net_first_start(ctx, networks_ready, s);
+}
+
+static void reconcile_instances(struct api_ctx *ctx,
+				void (*cb)(struct api_ctx *ctx, void *userdata), void *userdata)
 {
 	const json_t *insts = json_object_get(store_state(ctx->store), "instances");
 	struct reconcile *rc = calloc(1, sizeof(*rc));

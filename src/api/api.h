@@ -33,6 +33,10 @@ struct api_ctx {
 	struct proto_host proto_host;
 	uint32_t idmap_base, idmap_size;
 	uint64_t image_max_bytes; /* unpacked size limit for imports */
+	const char *kivad_id; /* 8 hex digits from the state dir: tags links, names veths */
+	const char *link_tag; /* ifalias tag of KIVA's links: the kivad id */
+	const char *nft_table; /* "kiva" (default state dir) or "kiva_<id>": inet + bridge */
+	const char *default_network; /* created at first start; NULL: none */
 
 	/* owned by the api module */
 	struct api_server *server;
@@ -41,7 +45,7 @@ struct api_ctx {
 	unsigned pending_tasks; /* workflows in flight, for clean shutdown */
 	struct api_update_queue *updates; /* config changes in flight or waiting, per instance */
 	json_t *creating; /* names of instances being created, not yet committed */
-	json_t *busy;     /* name → description of the state change or delete running on it */
+	json_t *busy; /* name → description of the state change or delete running on it */
 };
 
 /* Starts listening on ctx->socket_path (mode 0660). */

@@ -20,10 +20,12 @@
 
 #include "api.h"
 #include "basic-fs.h"
+#include "basic-hash.h"
 #include "basic-log.h"
 #include "basic-string.h"
 #include "daemon.h"
 #include "kiva-config.h"
+#include "net.h"
 
 struct daemon {
 	const struct daemon_options *opts;
@@ -33,6 +35,7 @@ struct daemon {
 	struct api_ctx ctx;
 	char *lxcpath, *logs_dir, *tmp_dir, *raft_dir, *seccomp_path, *helper_path;
 	char *archive_helper_path;
+	char kivad_id[16], nft_table[24], default_network[16];
 	int ready_fd; /* --daemon: write end of the readiness pipe */
 	int exit_code;
 	bool stopping;
@@ -270,6 +273,99 @@ static int open_log(const char *path)
 	return 0;
 }
 
+/* An id from the state dir: tags KIVA's interfaces, names veths and (off the default state dir)
+ * the nftables tables and the default bridge, so several kivads never collide. */
+static void daemon_names(struct daemon *d)
+{
+	char real[PATH_MAX], hex[65];
+	struct sha256_ctx h;
+
+	if (!realpath(d->opts->state_dir, real))
+		snprintf(real, sizeof(real), "%s", d->opts->state_dir);
+	sha256_init(&h);
+	sha256_update(&h, real, strlen(real));
+	sha256_final_hex(&h, hex);
+	snprintf(d->kivad_id, sizeof(d->kivad_id), "%.8s", hex);
+	if (streq(real, "/var/lib/kiva")) {
+		snprintf(d->nft_table, sizeof(d->nft_table), "kiva");
+		snprintf(d->default_network, sizeof(d->default_network), "kivabr0");
+	} else {
+		snprintf(d->nft_table, sizeof(d->nft_table), "kiva_%s", d->kivad_id);
+		snprintf(d->default_network, sizeof(d->default_network), "kivabr%.6s", hex);
+	}
+	if (d->opts->default_network)
+		snprintf(d->default_network, sizeof(d->default_network), "%s",
+			 d->opts->default_network);
+}
+
+static bool is_mount_point(const char *path)
+{
+	cleanup_free char *parent = path ? strf("%s/..", path) : NULL;
+	struct stat a, b;
+
+	return parent && stat(path, &a) == 0 && stat(parent, &b) == 0 &&
+	       (a.st_dev != b.st_dev || a.st_ino == b.st_ino);
+}
+
+int daemon_purge(const struct daemon_options *opts)
+{
+	struct daemon d = {.opts = opts, .ready_fd = -1};
+	struct kiva_error err = {0};
+	cleanup_strv char **names = NULL;
+	cleanup_free char *lxcpath = strf("%s/containers", opts->state_dir);
+	cleanup_free char *script = NULL;
+	cleanup_free char *poolpath = strf("%s/storage-pools/default", opts->state_dir);
+	struct storage_pool *pool = NULL;
+	int lock_fd, r, failed = 0;
+
+	log_set_ident("kivad");
+	if (access(opts->state_dir, F_OK) < 0) {
+		fprintf(stderr, "Error: no state dir %s\n", opts->state_dir);
+		return 1;
+	}
+	lock_fd = take_lock(&d, &err);
+	if (lock_fd < 0) {
+		fprintf(stderr, "Error: %s\n", err.msg);
+		return 1;
+	}
+	daemon_names(&d);
+	if (lxcpath && runtime_list(lxcpath, &names) >= 0) {
+		for (char **n = names; n && *n; n++) {
+			char buf[256] = "";
+
+			if (runtime_stop(lxcpath, *n, -1, buf, sizeof(buf)) < 0) {
+				log_error("Failed to stop container '%s': %s", *n, buf);
+				failed = 1;
+			}
+		}
+	}
+	strv_free(TAKE_PTR(names));
+	if (net_links_tagged(d.kivad_id, &names) >= 0)
+		for (char **n = names; n && *n; n++)
+			(void)net_link_delete(*n);
+	if (net_nft_remove_script_for(d.nft_table, &script) >= 0 &&
+	    net_nft_apply(script, &err) < 0) {
+		log_error("Failed to remove the nftables tables %s: %s", d.nft_table, err.msg);
+		failed = 1;
+	}
+	/* only an existing mount: opening a pool that is not there would create one */
+	if (is_mount_point(poolpath) &&
+	    storage_pool_open(opts->state_dir, NULL, 0, &pool, &err) >= 0) {
+		r = storage_pool_unmount(pool);
+		if (r < 0) {
+			log_error("Failed to unmount the pool: %s", strerror(-r));
+			failed = 1;
+		}
+		storage_pool_free(pool);
+	}
+	close(lock_fd);
+	if (!failed && rm_rf(opts->state_dir) < 0) {
+		log_error("Failed to remove %s", opts->state_dir);
+		failed = 1;
+	}
+	return failed;
+}
+
 /* Frees what daemon_run allocated (every exit path). */
 static int daemon_free(struct daemon *d, int exit_code)
 {
@@ -341,6 +437,11 @@ int daemon_run(const struct daemon_options *opts)
 	d.ctx.idmap_size = 65536;
 	d.ctx.image_max_bytes = 16ULL * 1024 * 1024 * 1024;
 	d.ctx.creating = json_object();
+	daemon_names(&d);
+	d.ctx.kivad_id = d.kivad_id;
+	d.ctx.link_tag = d.kivad_id;
+	d.ctx.nft_table = d.nft_table;
+	d.ctx.default_network = streq(d.default_network, "none") ? NULL : d.default_network;
 	d.ctx.busy = json_object();
 	d.helper_path = find_helper(opts->helper_path);
 	d.ctx.helper_path = d.helper_path;

@@ -12,9 +12,15 @@ struct daemon_options {
 	uint64_t pool_size_bytes; /* 0 = LXD's rule */
 	const char *helper_path; /* NULL = search */
 	const char *log_file; /* NULL = stderr (or STATE/kivad.log with --daemon) */
+	const char *default_network; /* NULL: kivabr0 (default state dir) or kivabr<id>; "none" */
 	bool daemonize;
 	bool debug;
 };
 
 /* Runs the daemon until SIGTERM/SIGINT. Returns the process exit code. */
 int daemon_run(const struct daemon_options *opts);
+
+/* `kivad --purge`: removes everything a state dir stands for from the host — stops its
+ * containers, deletes its interfaces (bridges, veths, ifbs tagged with its id) and its nftables
+ * tables, unmounts its pool and deletes the state dir. Refused while a kivad runs on it. */
+int daemon_purge(const struct daemon_options *opts);

@@ -1,5 +1,6 @@
 /* kivad: parse arguments, run. */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +21,13 @@ static void usage(FILE *f)
 	      "                        the state dir is not on btrfs)\n"
 	      "  --pool-size SIZE      size of the loop file (default: LXD's rule, 5-30 GiB)\n"
 	      "  --helper PATH         kiva-helper binary (default: next to kivad, then libexec)\n"
+	      "  --default-network N   the bridge created at the first start (default kivabr0, or\n"
+	      "                        kivabr<id> for another state dir); none: no default NIC\n"
 	      "  --daemon              run in the background once ready; log to STATE/kivad.log\n"
 	      "  --log-file PATH       log there instead of stderr\n"
 	      "  --debug               debug logging\n"
+	      "  --purge               stop the state dir's containers and remove its bridges,\n"
+	      "                        interfaces, nftables tables, pool and files, then exit\n"
 	      "  --version, --help\n",
 	      f);
 }
@@ -39,6 +44,8 @@ int main(int argc, char **argv)
 		{"daemon", no_argument, NULL, 'd'},
 		{"log-file", required_argument, NULL, 'l'},
 		{"debug", no_argument, NULL, 'D'},
+		{"default-network", required_argument, NULL, 'n'},
+		{"purge", no_argument, NULL, 'P'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -48,6 +55,7 @@ int main(int argc, char **argv)
 		.socket_path = "/run/kiva/unix.socket",
 		.raft_address = "127.0.0.1:8444",
 	};
+	bool purge = false;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -76,6 +84,12 @@ int main(int argc, char **argv)
 		case 'd':
 			opts.daemonize = true;
 			break;
+		case 'n':
+			opts.default_network = optarg;
+			break;
+		case 'P':
+			purge = true;
+			break;
 		case 'l':
 			opts.log_file = optarg;
 			break;
@@ -97,5 +111,5 @@ int main(int argc, char **argv)
 		fprintf(stderr, "Error: unexpected argument '%s'\n", argv[optind]);
 		return 1;
 	}
-	return daemon_run(&opts);
+	return purge ? daemon_purge(&opts) : daemon_run(&opts);
 }

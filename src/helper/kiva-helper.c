@@ -29,6 +29,9 @@
 #include "basic-macro.h"
 #include "basic-string.h"
 #include "image.h"
+#ifdef HELPER_ARCHIVE
+#include "net.h"
+#endif
 #include "runtime.h"
 
 #define STATUS_FD 3
@@ -146,6 +149,26 @@ static int cmd_exec(char **args, int n, struct kiva_error *err)
 	return status;
 }
 
+#ifdef HELPER_ARCHIVE
+/* nic-configure PID TMPNAME NAME CIDR|- GATEWAY|-: the container side of a hot-plugged NIC,
+ * in the network namespace of PID (this process enters it). Only in kiva-archive-helper: the
+ * lean kiva-helper, which container monitors fork from, must not map libnl. */
+static int cmd_nic_configure(char **args, int n, struct kiva_error *err)
+{
+	struct net_prefix p = {0};
+	uint32_t gw = 0;
+	int64_t pid;
+
+	if (parse_int64(args[0], 1, INT32_MAX, &pid) < 0)
+		return kiva_error_set(err, -EINVAL, "Invalid pid '%s'", args[0]);
+	if (!streq(args[3], "-") && net_prefix_parse(args[3], &p) < 0)
+		return kiva_error_set(err, -EINVAL, "Invalid address '%s'", args[3]);
+	if (!streq(args[4], "-") && net_ipv4_parse(args[4], &gw) < 0)
+		return kiva_error_set(err, -EINVAL, "Invalid gateway '%s'", args[4]);
+	return net_nic_configure_in_netns((int)pid, args[1], args[2], &p, gw, err);
+}
+#endif
+
 static int cmd_build_busybox(char **args, int n, struct kiva_error *err)
 {
 	uint32_t shift = 0;
@@ -187,6 +210,9 @@ static const struct helper_command commands[] = {
 	{"exec", "LXCPATH NAME [--cwd DIR] [--uid N] [--gid N] [--env K=V]... -- ARGV...", 4, -1,
 	 true, cmd_exec},
 	{"build-busybox", "DIR SHIFT_BASE", 2, 2, false, cmd_build_busybox},
+#ifdef HELPER_ARCHIVE
+	{"nic-configure", "PID TMPNAME NAME CIDR|- GATEWAY|-", 5, 5, false, cmd_nic_configure},
+#endif
 #ifdef HELPER_ARCHIVE
 	{"unpack", "TARBALL DIR SHIFT_BASE MAX_BYTES", 4, 4, false, cmd_unpack},
 #endif

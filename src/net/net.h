@@ -23,10 +23,10 @@
 
 struct net_prefix {
 	uint32_t addr; /* as written: "10.0.3.1/24" keeps .1 (the gateway) */
-	uint8_t len;   /* 0..32 */
+	uint8_t len; /* 0..32 */
 };
 
-int net_ipv4_parse(const char *s, uint32_t *ret);           /* dotted quad only */
+int net_ipv4_parse(const char *s, uint32_t *ret); /* dotted quad only */
 void net_ipv4_format(uint32_t addr, char buf[static 16]);
 int net_prefix_parse(const char *s, struct net_prefix *ret); /* "A.B.C.D/N" */
 uint32_t net_prefix_mask(uint8_t len);
@@ -45,16 +45,16 @@ struct net_range {
  * subnet minus network, broadcast and gateway (one range or two around the gateway).
  * *ret is malloc'd. Errors name the bad range. */
 int net_ranges_parse(const char *s, const struct net_prefix *subnet, struct net_range **ret,
-                     size_t *ret_n, struct kiva_error *reterr);
+		     size_t *ret_n, struct kiva_error *reterr);
 
 /* Lowest address of the pool not in used[] and not the gateway. -ENOSPC when full. */
 int net_ipam_allocate(const struct net_range *pool, size_t npool, uint32_t gateway,
-                      const uint32_t *used, size_t nused, uint32_t *ret);
+		      const uint32_t *used, size_t nused, uint32_t *ret);
 
 /* Checks a requested static address: inside the subnet, not network/broadcast/gateway, not in
  * used[]. Errors say which (-EINVAL outside, -EEXIST taken). */
 int net_ipam_check(const struct net_prefix *subnet, uint32_t addr, const uint32_t *used,
-                   size_t nused, struct kiva_error *reterr);
+		   size_t nused, struct kiva_error *reterr);
 
 /* Chooses a free /24 for a new bridge without sending a packet: the first 10.X.Y.0/24 (X from
  * 100 up, then Y) overlapping none of taken[] (the host's own addresses and routes, read from
@@ -62,7 +62,7 @@ int net_ipam_check(const struct net_prefix *subnet, uint32_t addr, const uint32_
  * kivads starting together rarely pick the same one; collisions are still checked against
  * taken[]. */
 int net_subnet_choose(const struct net_prefix *taken, size_t ntaken, uint32_t seed,
-                      struct net_prefix *ret);
+		      struct net_prefix *ret);
 
 /* LXD's rate syntax for limits.ingress/egress: "10Mbit", "1Gbit", "500kbit", "100bit",
  * decimal units, bits per second; also "10MB"/"1GB" byte rates (decimal) as LXD accepts.
@@ -76,21 +76,21 @@ int net_hwaddr_check(const char *s);
 /* Host-side veth name for a NIC: "kv" + 10 hex digits of a hash of (kivad id, instance, nic),
  * 12 chars (< IFNAMSIZ), stable across restarts. */
 void net_host_ifname(const char *kivad_id, const char *instance, const char *nic,
-                     char buf[static 16]);
+		     char buf[static 16]);
 
 /* ---------------- net-acl.c (pure) ---------------- */
 
 /* One ACL rule, LXD's network-acl shape. All strings owned by the rule (malloc'd). */
 struct net_acl_rule {
-	char *action;           /* allow | reject | drop */
-	char *source;           /* "", or comma list of CIDRs, A.B.C.D, A-B, instance/ACL names, @key=value */
-	char *destination;      /* same */
-	char *protocol;         /* "", tcp, udp, icmp4, icmp6 */
-	char *source_port;      /* "", "80", "80,443", "8000-8080" (tcp/udp only) */
+	char *action; /* allow | reject | drop */
+	char *source; /* "", or comma list of CIDRs, A.B.C.D, A-B, instance/ACL names, @key=value */
+	char *destination; /* same */
+	char *protocol; /* "", tcp, udp, icmp4, icmp6 */
+	char *source_port; /* "", "80", "80,443", "8000-8080" (tcp/udp only) */
 	char *destination_port; /* same */
-	char *icmp_type;        /* "" or 0..255 (icmp4/icmp6 only) */
-	char *icmp_code;        /* "" or 0..255 (icmp4/icmp6 only) */
-	char *state;            /* enabled (default) | disabled | logged */
+	char *icmp_type; /* "" or 0..255 (icmp4/icmp6 only) */
+	char *icmp_code; /* "" or 0..255 (icmp4/icmp6 only) */
+	char *state; /* enabled (default) | disabled | logged */
 	char *description;
 };
 
@@ -100,8 +100,8 @@ struct net_acl_rule {
 struct net_acl_field {
 	const char *key, *value; /* value NULL: absent */
 };
-int net_acl_rule_from_fields(const struct net_acl_field *fields, size_t n,
-                             struct net_acl_rule *ret, struct kiva_error *reterr);
+int net_acl_rule_from_fields(const struct net_acl_field *fields, size_t n, struct net_acl_rule *ret,
+			     struct kiva_error *reterr);
 void net_acl_rule_done(struct net_acl_rule *r);
 
 /* ACL names: 1-63 chars of [a-zA-Z0-9_-], LXD's rule. */
@@ -109,7 +109,7 @@ int net_acl_name_validate(const char *name, struct kiva_error *reterr);
 
 /* The model the ruleset is rendered from: what kivad knows right now. */
 struct net_model_network {
-	const char *name;   /* also the bridge interface name */
+	const char *name; /* also the bridge interface name */
 	struct net_prefix ipv4; /* gateway/len; len 0: no IPv4 */
 	bool nat;
 	const char *const *acls; /* NULL-terminated: ACLs attached to the whole network */
@@ -117,12 +117,12 @@ struct net_model_network {
 
 struct net_model_nic {
 	const char *instance;
-	const char *nic;          /* "eth0" */
-	const char *network;      /* network name */
-	const char *host_ifname;  /* host-side veth, "kv…" */
-	uint32_t ipv4;            /* 0: none */
-	bool running;             /* only running NICs get port rules */
-	const char *const *acls;  /* NULL-terminated: ACLs on the NIC (security.acls) */
+	const char *nic; /* "eth0" */
+	const char *network; /* network name */
+	const char *host_ifname; /* host-side veth, "kv…" */
+	uint32_t ipv4; /* 0: none */
+	bool running; /* only running NICs get port rules */
+	const char *const *acls; /* NULL-terminated: ACLs on the NIC (security.acls) */
 	/* for @key=value selectors: the instance's user.* config as key/value pairs */
 	const char *const *user_keys;
 	const char *const *user_values;
@@ -177,7 +177,7 @@ int net_nft_apply(const char *script, struct kiva_error *reterr);
  * is brought in line (address added if missing, stale KIVA addresses removed); an existing
  * interface without our tag is -EEXIST ("already exists and is not managed by KIVA"). */
 int net_bridge_ensure(const char *name, const char *tag, const struct net_prefix *ipv4,
-                      unsigned mtu, struct kiva_error *reterr);
+		      unsigned mtu, struct kiva_error *reterr);
 /* Deletes bridge `name` if it carries our tag. Missing is success. */
 int net_bridge_delete(const char *name, const char *tag, struct kiva_error *reterr);
 /* Names of interfaces whose ifalias is "kiva:<tag>" (bridges and veths), NULL-terminated. */
@@ -196,21 +196,21 @@ int net_enable_forwarding(void);
  * bridge, sets mtu/hwaddr on the peer, brings the host end up, and moves the peer into the
  * network namespace of pid. */
 int net_veth_create_for(const char *host_ifname, const char *peer_tmp, const char *bridge,
-                        const char *hwaddr, unsigned mtu, const char *tag, int pid,
-                        struct kiva_error *reterr);
+			const char *hwaddr, unsigned mtu, const char *tag, int pid,
+			struct kiva_error *reterr);
 
 /* Hot-plug, container side (kiva-helper only: enters the netns of pid): renames ifname_tmp to
  * name, sets ipv4 (len > 0), brings it up, adds the default route via gateway (when != 0). */
 int net_nic_configure_in_netns(int pid, const char *ifname_tmp, const char *name,
-                               const struct net_prefix *ipv4, uint32_t gateway,
-                               struct kiva_error *reterr);
+			       const struct net_prefix *ipv4, uint32_t gateway,
+			       struct kiva_error *reterr);
 
 /* QoS on a NIC's host veth. ingress = container download: HTB (or TBF) root qdisc on the veth's
  * egress at that rate; egress = container upload: the veth's ingress redirected (u32 match-all
  * + mirred) to a dedicated ifb ("kvi…", tagged) with a TBF at that rate. 0 removes a limit.
  * Idempotent (replaces what is there). */
 int net_qos_apply(const char *host_ifname, uint64_t ingress_bytes_per_sec,
-                  uint64_t egress_bytes_per_sec, const char *tag, struct kiva_error *reterr);
+		  uint64_t egress_bytes_per_sec, const char *tag, struct kiva_error *reterr);
 /* Removes the veth's qdiscs and its ifb. */
 int net_qos_clear(const char *host_ifname);
 
@@ -219,9 +219,8 @@ int net_qos_clear(const char *host_ifname);
  * machine's kernel lacks it (-EOPNOTSUPP with that message). net_vlan_build_* build the
  * netlink messages without sending them (unit-tested byte for byte). */
 int net_vlan_apply(const char *bridge, const char *port, unsigned vid, const unsigned *tagged,
-                   size_t ntagged, struct kiva_error *reterr);
+		   size_t ntagged, struct kiva_error *reterr);
 struct nl_msg;
-int net_vlan_build_filtering(const char *bridge, int bridge_ifindex, bool on,
-                             struct nl_msg **ret);
+int net_vlan_build_filtering(const char *bridge, int bridge_ifindex, bool on, struct nl_msg **ret);
 int net_vlan_build_port(int port_ifindex, unsigned vid, bool pvid_untagged, bool del,
-                        struct nl_msg **ret);
+			struct nl_msg **ret);

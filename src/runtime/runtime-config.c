@@ -157,6 +157,10 @@ static int spec_validate(const struct runtime_host *host, const struct runtime_s
 	for (size_t i = 0; i < spec->nnics; i++)
 		if (!nic_is_safe(&spec->nics[i]))
 			return -EINVAL;
+	/* mount entries are split on blanks */
+	if (spec->resolv_conf &&
+	    (!path_is_safe(spec->resolv_conf) || strchr(spec->resolv_conf, ' ')))
+		return -EINVAL;
 	if (host->cgroup_version != 1 && host->cgroup_version != 2)
 		return -EINVAL;
 	if (!name_is_safe(spec->name) || !path_is_safe(spec->rootfs))
@@ -247,6 +251,10 @@ int runtime_config_render(const struct runtime_host *host, const struct runtime_
 	      "lxc.environment = PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
 	      f);
 
+	if (spec->resolv_conf)
+		fprintf(f,
+			"lxc.mount.entry = %s etc/resolv.conf none bind,ro,create=file,optional 0 0\n",
+			spec->resolv_conf);
 	if (spec->nnics == 0)
 		fputs("lxc.net.0.type = empty\n", f);
 	for (size_t i = 0; i < spec->nnics; i++) {

@@ -54,6 +54,7 @@ struct runtime_spec {
 	uint32_t idmap_size;
 	const char *seccomp_profile; /* path to a liblxc seccomp profile or NULL */
 	const struct runtime_nic *nics; /* none: the container has its own netns with lo only */
+	const char *resolv_conf; /* host file bind-mounted read-only on /etc/resolv.conf, or NULL */
 	size_t nnics;
 };
 

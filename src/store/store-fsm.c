@@ -169,7 +169,7 @@ int store_fsm_apply(struct store_fsm *fsm, const char *buf, size_t len, char *er
 		if (!json_is_object(obj) || !key || !*key)
 			return fail(errbuf, errlen, -EINVAL, "command object has no 'name'");
 		r = put_keyed(section_create(fsm, net ? "networks" : "acls"), obj, "name", errbuf,
-		              errlen);
+			      errlen);
 	} else if (streq(op, "network.delete") || streq(op, "acl.delete")) {
 		bool net = op[0] == 'n';
 
@@ -178,9 +178,9 @@ int store_fsm_apply(struct store_fsm *fsm, const char *buf, size_t len, char *er
 			return fail(errbuf, errlen, -EINVAL, "command has no 'name'");
 		if (!section(fsm, net ? "networks" : "acls") ||
 		    json_object_del(section(fsm, net ? "networks" : "acls"), name) < 0)
-			return fail(errbuf, errlen, -ENOENT, net ? "Network '%s' not found"
-			                                         : "Network ACL '%s' not found",
-			            name);
+			return fail(errbuf, errlen, -ENOENT,
+				    net ? "Network '%s' not found" : "Network ACL '%s' not found",
+				    name);
 		r = 0;
 	} else {
 		return fail(errbuf, errlen, -EINVAL, "unknown command '%s'", op);

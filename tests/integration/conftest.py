@@ -300,6 +300,9 @@ class Kivad:
                 except ProcessLookupError:
                     pass
                 wait_until(lambda: not pid_alive(pid), timeout=10, what="kivad to die")
+        # kivad --purge: its bridges, veths, ifbs, nftables tables, pool and files go.
+        subprocess.run([KIVAD, "--state-dir", self.dir, "--purge"], capture_output=True,
+                       text=True, timeout=120)
         deadline = time.monotonic() + 10
         while ismount(self.pool):
             r = subprocess.run(["umount", self.pool], capture_output=True, text=True)
