@@ -816,6 +816,12 @@ static int nic_configure(const char *ifname_tmp, const char *name, const struct 
 	return 0;
 }
 
+/* Changes process state: setns(CLONE_NEWNET) moves the calling thread into the netns of pid for
+ * the duration of the call and back to its own netns before returning (if that last step fails,
+ * the error says so and the thread stays in the container's netns: the caller must then exit).
+ * The netlink socket is opened after the setns, since a socket stays bound to the netns it was
+ * created in. Needs CAP_SYS_ADMIN (setns) and CAP_NET_ADMIN over the target netns. Meant for
+ * kiva-helper, a short-lived single-threaded process; never kivad's loop thread. */
 int net_nic_configure_in_netns(int pid, const char *ifname_tmp, const char *name,
 			       const struct net_prefix *ipv4, uint32_t gateway,
 			       struct kiva_error *reterr)

@@ -341,7 +341,7 @@ static int run_isolated(void (*fn)(void))
 		alarm(120);
 		fn();
 		fflush(stdout);
-		exit(0);
+		_exit(0);
 	}
 	if (waitpid(pid, &status, 0) < 0)
 		return -errno;
@@ -424,7 +424,7 @@ static bool run_forked(void (*fn)(void *), void *arg)
 	if (pid == 0) {
 		fn(arg);
 		fflush(stdout);
-		exit(0);
+		_exit(0);
 	}
 	return waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
