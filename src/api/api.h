@@ -46,6 +46,7 @@ struct api_ctx {
 	struct api_update_queue *updates; /* config changes in flight or waiting, per instance */
 	json_t *creating; /* names of instances being created, not yet committed */
 	json_t *busy; /* name → description of the state change or delete running on it */
+	char *nft_applied; /* the nftables script last applied (skip re-applying the same) */
 };
 
 /* Starts listening on ctx->socket_path (mode 0660). */

@@ -372,6 +372,7 @@ static int daemon_free(struct daemon *d, int exit_code)
 	storage_pool_free(d->ctx.pool);
 	json_decref(d->ctx.creating);
 	json_decref(d->ctx.busy);
+	free(d->ctx.nft_applied);
 	free(d->lxcpath);
 	free(d->logs_dir);
 	free(d->tmp_dir);

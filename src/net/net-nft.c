@@ -79,6 +79,22 @@ static int script_memfd(const char *script)
 	return fd;
 }
 
+/* One context for the life of the process: creating one costs several ms (it reads iproute2's
+ * tables and sets up its parser), applying a small batch well under one. */
+static struct nft_ctx *shared_ctx(void)
+{
+	static struct nft_ctx *ctx;
+
+	if (ctx)
+		return ctx;
+	ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	if (ctx && (nft_ctx_buffer_output(ctx) < 0 || nft_ctx_buffer_error(ctx) < 0)) {
+		nft_ctx_free(ctx);
+		ctx = NULL;
+	}
+	return ctx;
+}
+
 int net_nft_apply(const char *script, struct kiva_error *reterr)
 {
 	struct nft_ctx *ctx;
@@ -88,13 +104,9 @@ int net_nft_apply(const char *script, struct kiva_error *reterr)
 
 	if (!script)
 		return kiva_error_set(reterr, -EINVAL, "No nftables script");
-	ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	ctx = shared_ctx();
 	if (!ctx)
 		return kiva_error_set(reterr, -ENOMEM, "Failed to create an nftables context");
-	if (nft_ctx_buffer_output(ctx) < 0 || nft_ctx_buffer_error(ctx) < 0) {
-		nft_ctx_free(ctx);
-		return kiva_error_set(reterr, -ENOMEM, "Failed to set up nftables buffers");
-	}
 
 	fd = script_memfd(script);
 	if (fd >= 0) {
@@ -104,12 +116,12 @@ int net_nft_apply(const char *script, struct kiva_error *reterr)
 	} else {
 		r = nft_run_cmd_from_buffer(ctx, script); /* same batch, vaguer errors */
 	}
-	if (r == 0) {
-		nft_ctx_free(ctx);
-		return 0;
-	}
-
+	/* reading a buffer empties it for the next run */
+	(void)nft_ctx_get_output_buffer(ctx);
 	errtext = nft_ctx_get_error_buffer(ctx);
+	if (r == 0)
+		return 0;
+
 	error_summary(errtext && errtext[0] ? errtext : "unknown error", path, summary,
 		      sizeof(summary));
 	/* nft reports kernel errors by strerror text only: recover the ones a caller can act on */
@@ -119,6 +131,5 @@ int net_nft_apply(const char *script, struct kiva_error *reterr)
 		code = -EINVAL;
 	else
 		code = -EIO;
-	nft_ctx_free(ctx);
 	return kiva_error_set(reterr, code, "Failed to apply nftables rules: %s", summary);
 }
