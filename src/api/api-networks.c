@@ -270,8 +270,8 @@ static int network_apply(struct api_ctx *ctx, const json_t *net, struct kiva_err
 			      reterr);
 	if (r < 0)
 		return r;
-	if (config_true(config, "ipv4.nat"))
-		(void)net_enable_forwarding();
+	/* routing for NAT, and bridged frames through the inet hooks for ACLs */
+	(void)net_enable_forwarding();
 	return 0;
 }
 

@@ -583,7 +583,14 @@ int net_enable_forwarding(void)
 
 	if (r < 0)
 		return r;
-	return write_sysctl("/proc/sys/net/ipv4/conf/all/forwarding", "1");
+	r = write_sysctl("/proc/sys/net/ipv4/conf/all/forwarding", "1");
+	if (r < 0)
+		return r;
+	/* bridged frames through the inet hooks: KIVA's ACLs learn a connection's state there
+	 * (this kernel has no conntrack in the bridge family). Absent without br_netfilter. */
+	if (access("/proc/sys/net/bridge/bridge-nf-call-iptables", F_OK) == 0)
+		(void)write_sysctl("/proc/sys/net/bridge/bridge-nf-call-iptables", "1");
+	return 0;
 }
 
 int net_veth_create_for(const char *host_ifname, const char *peer_tmp, const char *bridge,
@@ -1233,13 +1240,15 @@ static int vlan_send(struct nl_sock *sk, struct nl_msg *msg)
 	return nlerr_to_errno(nl_send_sync(sk, msg));
 }
 
+/* vid 0 (only tagged VLANs, LXD's vlan.tagged without vlan) leaves the port's untagged PVID at
+ * the bridge default, VLAN 1. */
 int net_vlan_apply(const char *bridge, const char *port, unsigned vid, const unsigned *tagged,
 		   size_t ntagged, struct kiva_error *reterr)
 {
 	cleanup_sock struct nl_sock *sk = NULL;
 	struct nl_msg *msg = NULL;
 	unsigned br_ifindex, port_ifindex;
-	bool keep_default = vid == 1;
+	bool keep_default = vid <= 1;
 	int r;
 
 	r = ifname_check(bridge, reterr);
@@ -1248,8 +1257,10 @@ int net_vlan_apply(const char *bridge, const char *port, unsigned vid, const uns
 	r = ifname_check(port, reterr);
 	if (r < 0)
 		return r;
-	if (vid < 1 || vid > 4094)
+	if (vid > 4094)
 		return kiva_error_set(reterr, -EINVAL, "Invalid VLAN id %u (1-4094)", vid);
+	if (vid == 0 && ntagged == 0)
+		return kiva_error_set(reterr, -EINVAL, "No VLAN to set on '%s'", port);
 	for (size_t i = 0; i < ntagged; i++) {
 		if (tagged[i] < 1 || tagged[i] > 4094)
 			return kiva_error_set(reterr, -EINVAL, "Invalid VLAN id %u (1-4094)",
@@ -1274,9 +1285,11 @@ int net_vlan_apply(const char *bridge, const char *port, unsigned vid, const uns
 		return kiva_error_set(reterr, r, "Failed to enable VLAN filtering on '%s': %s",
 				      bridge, strerror(-r));
 
-	r = net_vlan_build_port((int)port_ifindex, vid, true, false, &msg);
-	if (r >= 0)
-		r = vlan_send(sk, msg);
+	if (vid > 0) {
+		r = net_vlan_build_port((int)port_ifindex, vid, true, false, &msg);
+		if (r >= 0)
+			r = vlan_send(sk, msg);
+	}
 	for (size_t i = 0; r >= 0 && i < ntagged; i++) {
 		r = net_vlan_build_port((int)port_ifindex, tagged[i], false, false, &msg);
 		if (r >= 0)
