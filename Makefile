@@ -59,6 +59,7 @@ format-check:
 bench: install
 	bash scripts/deps.sh --bench
 	$(PYTHON) bench/launch.py
+	$(PYTHON) bench/net.py
 
 format:
 	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c')
