@@ -14,8 +14,8 @@ pkgs=(
 	libarchive-dev
 	# runtime
 	btrfs-progs busybox-static util-linux iproute2 nftables psmisc procps
-	# tests
-	libcmocka-dev python3 python3-pytest
+	# tests (iperf3: QoS rates measured in the containers' network namespaces)
+	libcmocka-dev python3 python3-pytest iperf3
 )
 if [ "${1:-}" = "--bench" ]; then
 	pkgs+=(lxd lxd-client hyperfine)

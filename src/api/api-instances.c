@@ -1324,8 +1324,22 @@ static void hotplug_begin(struct update *u)
 	json_array_foreach(after, i, nic) {
 		const json_t *was = nic_by_device(before, json_get_str(nic, "device", ""));
 
-		if (!was || !nic_same(nic, was))
+		if (!was || !nic_same(nic, was)) {
 			json_array_append(u->plug, nic);
+		} else if (!streq(json_get_str(nic, "limits.ingress", ""),
+				  json_get_str(was, "limits.ingress", "")) ||
+			   !streq(json_get_str(nic, "limits.egress", ""),
+				  json_get_str(was, "limits.egress", ""))) {
+			/* same interface, new rates (0 removes a limit) */
+			struct kiva_error err = {0};
+			uint64_t in = 0, out = 0;
+
+			(void)net_rate_parse(json_get_str(nic, "limits.ingress", "0"), &in, NULL);
+			(void)net_rate_parse(json_get_str(nic, "limits.egress", "0"), &out, NULL);
+			if (net_qos_apply(json_get_str(nic, "host_name", ""), in, out,
+					  ctx->link_tag, &err) < 0)
+				log_warning("Instance '%s': QoS: %s", u->t->name, err.msg);
+		}
 	}
 	hotplug_next(u);
 }
