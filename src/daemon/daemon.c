@@ -175,9 +175,7 @@ static int make_dirs(struct daemon *d, struct kiva_error *reterr)
 	if (r < 0)
 		return kiva_error_set(reterr, r, "Failed to create the socket directory: %s",
 				      strerror(-r));
-	/* uploads cut by a crash */
-	(void)rm_rf(d->tmp_dir);
-	return mkdir_p(d->tmp_dir, 0700);
+	return 0;
 }
 
 static int take_lock(struct daemon *d, struct kiva_error *reterr)
@@ -412,19 +410,24 @@ int daemon_run(const struct daemon_options *opts)
 		log_error("%s", err.msg);
 		return daemon_free(&d, 1);
 	}
-	lock_fd = take_lock(&d, &err);
-	if (lock_fd < 0) {
-		fprintf(stderr, "Error: %s\n", err.msg);
-		return daemon_free(&d, 1);
-	}
-	if (check_socket_free(opts->socket_path, &err) < 0) {
-		fprintf(stderr, "Error: %s\n", err.msg);
-		return daemon_free(&d, 1);
-	}
+	/* the lock is taken by the process that keeps it (so /proc/locks names the daemon);
+	 * errors from here on reach the waiting parent through fail_start() */
 	if (opts->daemonize && daemonize(&d) < 0) {
 		log_error("Failed to daemonize: %m");
 		return daemon_free(&d, 1);
 	}
+	lock_fd = take_lock(&d, &err);
+	if (lock_fd < 0) {
+		fail_start(&d, err.msg);
+		return daemon_free(&d, 1);
+	}
+	if (check_socket_free(opts->socket_path, &err) < 0) {
+		fail_start(&d, err.msg);
+		return daemon_free(&d, 1);
+	}
+	/* uploads cut by a crash (only now: another kivad's must not be touched) */
+	(void)rm_rf(d.tmp_dir);
+	(void)mkdir_p(d.tmp_dir, 0700);
 	if ((opts->daemonize || opts->log_file) && open_log(log_path) < 0)
 		log_warning("Failed to open %s, logging to stderr", log_path);
 
