@@ -966,6 +966,35 @@ static int render_inet(struct render *c, struct sbuf *b)
 	}
 	sbuf_printf(b, "\t}\n");
 
+	/* Traffic between two instances of a network nobody guards needs no connection
+	 * tracking: with bridge-nf-call-iptables it would otherwise cost every bridged packet a
+	 * conntrack lookup. Not for the gateway (the host's own firewall may want the state). */
+	{
+		bool any = false;
+
+		for (size_t i = 0; i < m->nnetworks; i++) {
+			const struct net_model_network *n = c->nets[i];
+			char a[16], gw[16];
+
+			if (n->ipv4.len == 0 || net_guarded(c, n))
+				continue;
+			if (!any)
+				sbuf_printf(b, "\tchain untracked {\n"
+					       "\t\ttype filter hook prerouting priority raw; "
+					       "policy accept;\n");
+			any = true;
+			net_ipv4_format(net_prefix_network(&n->ipv4), a);
+			net_ipv4_format(n->ipv4.addr, gw);
+			sbuf_printf(
+				b,
+				"\t\tiifname \"%s\" ip saddr %s/%u ip daddr %s/%u ip daddr != %s "
+				"notrack\n",
+				n->name, a, n->ipv4.len, a, n->ipv4.len, gw);
+		}
+		if (any)
+			sbuf_printf(b, "\t}\n");
+	}
+
 	if (any_guarded) {
 		sbuf_printf(b, "\tchain prerouting {\n"
 			       "\t\ttype filter hook prerouting priority filter; policy accept;\n");

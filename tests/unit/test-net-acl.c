@@ -568,6 +568,26 @@ static void test_render_empty(void **state)
 		       "}\n");
 }
 
+/* A network without ACLs: traffic between its instances skips conntrack (raw prerouting
+ * notrack), except towards the gateway; a guarded network does not get that rule. */
+static void test_render_untracked(void **state)
+{
+	struct net_model_network nets[] = {
+		{.name = "br0", .ipv4 = {.addr = 0x0a000301, .len = 24}, .nat = true},
+	};
+	struct net_model m = {.networks = nets, .nnetworks = 1};
+	char *s = NULL;
+
+	assert_int_equal(net_nft_render(&m, &s, NULL), 0);
+	assert_non_null(strstr(s,
+			       "\tchain untracked {\n"
+			       "\t\ttype filter hook prerouting priority raw; policy accept;\n"
+			       "\t\tiifname \"br0\" ip saddr 10.0.3.0/24 ip daddr 10.0.3.0/24 ip "
+			       "daddr != 10.0.3.1 notrack\n"
+			       "\t}\n"));
+	free(s);
+}
+
 /* Disabled rules vanish, logged ones log with the ACL's name, lists mixing literals and names
  * are merged, and a NIC whose rules all select nobody keeps its default drop. Custom table. */
 static void test_render_states(void **state)
@@ -756,6 +776,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_render_stable, fixture_setup,
 						fixture_teardown),
 		cmocka_unit_test(test_render_empty),
+		cmocka_unit_test(test_render_untracked),
 		cmocka_unit_test(test_render_states),
 		cmocka_unit_test(test_remove_script),
 		cmocka_unit_test_setup_teardown(test_render_refuses, fixture_setup,
