@@ -483,3 +483,176 @@ def host_uid_of(pid):
             if line.startswith("Uid:"):
                 return [int(x) for x in line.split()[1:]]
     raise LookupError("no Uid line")
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks (test_network*.py): networks, ACLs, netns and veths a test makes, removed afterwards.
+
+
+def kivad_hex(d):
+    """sha256 of the realpath of d's state dir: names its nftables tables and default bridge."""
+    import hashlib
+    return hashlib.sha256(os.path.realpath(d.dir).encode()).hexdigest()
+
+
+def nft_table(d):
+    return "kiva_" + kivad_hex(d)[:8]
+
+
+def default_network(d):
+    return "kivabr" + kivad_hex(d)[:6]
+
+
+def sh(*cmd, check=True, timeout=60):
+    """Run a host command; return its stdout (text)."""
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {r.returncode}: {r.stderr}")
+    return r.stdout
+
+
+def host_ipv4_prefixes():
+    """(network, prefix length) of every IPv4 address and route of the host, as ints."""
+    import ipaddress
+    out = []
+    for line in sh("ip", "-4", "-o", "addr", "show").splitlines():
+        out.append(ipaddress.ip_interface(line.split()[3]).network)
+    for line in sh("ip", "-4", "route", "show", "table", "all").splitlines():
+        dst = line.split()[0]
+        if dst in ("default", "local", "broadcast", "unreachable", "blackhole", "prohibit"):
+            dst = line.split()[1] if dst != "default" else "0.0.0.0/0"
+        try:
+            out.append(ipaddress.ip_network(dst, strict=False))
+        except ValueError:
+            pass
+    return [n for n in out if n.prefixlen >= 8]
+
+
+def free_subnet(api, prefixlen=24, avoid=()):
+    """A random 10.X.Y.0/prefixlen (X in 20..99, below kivad's automatic 10.100+) that overlaps no
+    host address or route, no network of api's kivad and nothing in avoid."""
+    import ipaddress
+    import random
+    taken = host_ipv4_prefixes() + [ipaddress.ip_network(a, strict=False) for a in avoid]
+    for n in api.get("/1.0/networks?recursion=1")[1]["metadata"]:
+        a = n["config"].get("ipv4.address", "none")
+        if a not in ("none", ""):
+            taken.append(ipaddress.ip_interface(a).network)
+    for _ in range(1000):
+        base = ipaddress.ip_address(f"10.{random.randint(20, 99)}.{random.randint(0, 255)}.0")
+        cand = ipaddress.ip_network(f"{base}/{prefixlen}", strict=False)
+        if not any(cand.overlaps(t) for t in taken):
+            return cand
+    raise AssertionError("no free subnet")
+
+
+class NetEnv:
+    """Networks, ACLs, netns and veths of one test on kivad d, all removed by cleanup()."""
+
+    def __init__(self, d):
+        self.d, self.api = d, d.api
+        self.networks, self.acls, self.netns, self.links = [], [], [], []
+
+    def name(self, prefix="nt"):
+        return f"{prefix}{secrets.token_hex(4)}"  # <= 15 characters: bridge and netns names
+
+    def network(self, prefix="nt", **config):
+        """Create a bridge network (ipv4.address=auto unless given); return its name."""
+        name = self.name(prefix)
+        self.networks.append(name)
+        config = {k.replace("_", "."): v for k, v in config.items()}
+        config.setdefault("ipv4.address", "auto")
+        st, body = self.api.post("/1.0/networks", {"name": name, "config": config})
+        assert st == 200, body
+        return name
+
+    def acl(self, ingress=(), egress=(), prefix="na"):
+        name = self.name(prefix)
+        self.acls.append(name)
+        st, body = self.api.post("/1.0/network-acls", {"name": name, "ingress": list(ingress),
+                                                       "egress": list(egress)})
+        assert st == 200, body
+        return name
+
+    def new_netns(self, prefix="up"):
+        name = self.name(prefix)
+        self.netns.append(name)
+        sh("ip", "netns", "add", name)
+        return name
+
+    def veth(self, host, peer, netns=None):
+        """A veth pair host <-> peer (peer moved into netns)."""
+        self.links.append(host)
+        sh("ip", "link", "add", host, "type", "veth", "peer", "name", peer)
+        if netns:
+            sh("ip", "link", "set", peer, "netns", netns)
+
+    def _users(self, path):
+        st, body = self.api.get(path)
+        return body["metadata"].get("used_by", []) if st == 200 else []
+
+    def cleanup(self):
+        alive = self.d.pids() and self.api.alive()
+        for acl in self.acls if alive else ():
+            for user in self._users(f"/1.0/network-acls/{acl}"):
+                kind, name = user.split("/")[-2:]
+                if kind == "instances":
+                    self.d.force_delete(name)
+                else:
+                    self.api.patch(f"/1.0/networks/{name}", {"config": {"security.acls": None}})
+            self.api.delete(f"/1.0/network-acls/{acl}")
+        for net in self.networks if alive else ():
+            for user in self._users(f"/1.0/networks/{net}"):
+                self.d.force_delete(user.split("/")[-1])
+            self.api.delete(f"/1.0/networks/{net}")
+        for link in self.links:
+            subprocess.run(["ip", "link", "del", link], capture_output=True)
+        for ns in self.netns:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@pytest.fixture
+def net_factory():
+    """net_factory(d) -> NetEnv on kivad d, cleaned up after the test."""
+    made = []
+
+    def make(d):
+        made.append(NetEnv(d))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for env in reversed(made):
+            env.cleanup()
+
+
+@pytest.fixture
+def net(kivad, net_factory):
+    return net_factory(kivad)
+
+
+def nic_address(api, name, dev="eth0"):
+    """The IPv4 address of a running instance's interface from GET .../state (None if none)."""
+    iface = (api.state(name).get("network") or {}).get(dev) or {}
+    for a in iface.get("addresses", []):
+        if a["family"] == "inet":
+            return a["address"]
+    return None
+
+
+def in_container(api, name, script):
+    """sh -c script in the instance: (return code, stdout text, stderr text)."""
+    rc, out, err = api.exec(name, ["sh", "-c", script])
+    return rc, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def can_ping(api, name, addr, wait=1):
+    return in_container(api, name, f"ping -c 1 -W {wait} {addr}")[0] == 0
+
+
+def http_get(api, name, addr, port=80, wait=1):
+    """Text of an HTTP/1.0 GET from the instance with busybox nc ('' when it fails)."""
+    rc, out, _ = in_container(
+        api, name, f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w {wait} {addr} {port}")
+    return out if rc == 0 else ""
