@@ -988,6 +988,16 @@ static void delete_done(void *userdata, int status, const char *errmsg)
 /* Removes the liblxc dir, the rootfs and the logs of a record in state "deleting". Idempotent. */
 int api_instance_dematerialize(struct api_ctx *ctx, const char *name, struct kiva_error *reterr)
 {
+	/* a container that stopped by itself may have left its upload ifb */
+	{
+		const json_t *inst = store_instance(ctx->store, name);
+		cleanup_json json_t *nics = inst ? api_instance_nics(ctx, inst) : NULL;
+		size_t i;
+		json_t *nic;
+
+		json_array_foreach(nics, i, nic)
+			(void)net_qos_clear(json_get_str(nic, "host_name", ""));
+	}
 	cleanup_free char *rel = strf("containers/%s", name);
 	cleanup_free char *logs = strf("%s/%s", ctx->logs_dir, name);
 	int r;
@@ -1199,6 +1209,7 @@ static void update_finish(struct update *u, int status, const char *msg)
 	json_decref(u->old_record);
 	json_decref(u->plug);
 	free(u);
+	json_object_del(ctx->creating, name);
 	update_unlock(ctx, name);
 }
 
@@ -1378,6 +1389,33 @@ static void update_apply_cb(void *userdata, int status, const char *errmsg)
 
 static bool update_start(struct api_request *req, bool patch);
 
+/* A running instance's NIC that gains VLAN settings: check the bridge can filter VLANs before
+ * the change is recorded (hot-plug happens after the commit). */
+static int nics_need_vlan(struct api_ctx *ctx, const json_t *before_rec, const json_t *after_rec,
+			  struct kiva_error *reterr)
+{
+	cleanup_json json_t *before = api_instance_nics(ctx, before_rec);
+	cleanup_json json_t *after = api_instance_nics(ctx, after_rec);
+	size_t i;
+	json_t *nic;
+
+	json_array_foreach(after, i, nic) {
+		const json_t *was = nic_by_device(before, json_get_str(nic, "device", ""));
+		int r;
+
+		if (!json_get_str(nic, "vlan", NULL) && !json_get_str(nic, "vlan.tagged", NULL))
+			continue;
+		if (was && streq(json_get_str(was, "vlan", ""), json_get_str(nic, "vlan", "")) &&
+		    streq(json_get_str(was, "vlan.tagged", ""),
+			  json_get_str(nic, "vlan.tagged", "")))
+			continue;
+		r = net_vlan_enable(json_get_str(nic, "bridge", ""), reterr);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static void update_run(struct api_request *req, bool patch)
 {
 	char name[64];
@@ -1515,6 +1553,11 @@ static bool update_start(struct api_request *req, bool patch)
 		return false;
 	}
 	st = runtime_state(ctx->lxcpath, name);
+	if (is_running(st) && nics_need_vlan(ctx, stored, inst, &err) < 0) {
+		/* refused before anything is recorded: the kernel can't do it */
+		api_reply_kiva_error(req, &err);
+		return false;
+	}
 	if (is_running(st)) {
 		r = apply_live_limits(ctx, name, old_config, config, &err);
 		if (r < 0) {
@@ -1541,6 +1584,8 @@ static bool update_start(struct api_request *req, bool patch)
 	u->old_config = json_incref(old_config);
 	u->old_record = json_deep_copy(stored);
 	u->live = is_running(st);
+	/* the pending record holds its addresses until committed (concurrent hot-plugs) */
+	json_object_set(ctx->creating, name, inst);
 	if (patch) {
 		u->req = req;
 		api_defer(req);

@@ -264,6 +264,8 @@ static int network_apply(struct api_ctx *ctx, const json_t *net, struct kiva_err
 	const char *m = json_get_str(config, "bridge.mtu", NULL);
 	int r;
 
+	/* no bridge.mtu: the default, also when it was unset after being set */
+	mtu = 1500;
 	if (m)
 		(void)parse_int64(m, 0, 65535, &mtu);
 	r = net_bridge_ensure(json_get_str(net, "name", ""), ctx->link_tag, &p, (unsigned)mtu,
@@ -1077,6 +1079,33 @@ void api_acl_handle_delete(struct api_request *req)
 		return;
 	}
 	commit(req, store_cmd_acl_delete(req->params[0]));
+}
+
+/* ---- the watch: containers that stop by themselves ---- */
+
+/* Called every few seconds from kivad's loop: a container that powered itself off took its veth
+ * with it; its rules go from the tables (re-rendered, applied only if they changed) and its
+ * upload ifb goes too. */
+void api_net_watch(struct api_ctx *ctx)
+{
+	cleanup_strv char **tagged = NULL;
+	struct kiva_error err = {0};
+
+	if (!json_object_get(store_state(ctx->store), "networks"))
+		return;
+	if (api_net_sync(ctx, &err) < 0)
+		log_warning("Failed to update the nftables rules: %s", err.msg);
+	if (net_links_tagged(ctx->link_tag, &tagged) < 0)
+		return;
+	for (char **n = tagged; n && *n; n++) {
+		char veth[20];
+
+		if (!startswith(*n, "kvi"))
+			continue;
+		snprintf(veth, sizeof(veth), "kv%s", *n + 3);
+		if (!net_link_exists(veth))
+			(void)net_link_delete(*n);
+	}
 }
 
 /* ---- start-up ---- */

@@ -61,5 +61,8 @@ void api_server_free(struct api_ctx *ctx);
 void api_reconcile(struct api_ctx *ctx, void (*cb)(struct api_ctx *ctx, void *userdata),
 		   void *userdata);
 
+/* Networking upkeep for containers that stopped by themselves (every few seconds). */
+void api_net_watch(struct api_ctx *ctx);
+
 /* Frees every operation (shutdown). */
 void api_ops_free_all(struct api_ctx *ctx);

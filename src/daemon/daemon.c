@@ -32,6 +32,7 @@ struct daemon {
 	uv_loop_t loop;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t drain_timer;
+	uv_timer_t watch_timer; /* networking upkeep (api_net_watch) */
 	struct api_ctx ctx;
 	char *lxcpath, *logs_dir, *tmp_dir, *raft_dir, *seccomp_path, *helper_path;
 	char *archive_helper_path;
@@ -90,6 +91,16 @@ static void fail_start(struct daemon *d, const char *msg)
 	uv_stop(&d->loop);
 }
 
+#define WATCH_MSEC 2000
+
+static void watch(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+
+	if (!d->stopping && d->ctx.store)
+		api_net_watch(&d->ctx);
+}
+
 static void reconciled(struct api_ctx *ctx, void *userdata)
 {
 	struct daemon *d = userdata;
@@ -99,6 +110,7 @@ static void reconciled(struct api_ctx *ctx, void *userdata)
 		fail_start(d, err.msg);
 		return;
 	}
+	uv_timer_start(&d->watch_timer, watch, WATCH_MSEC, WATCH_MSEC);
 	log_info("kivad %s ready on %s (state %s, storage %s, cgroup v%d, %s)", KIVA_VERSION,
 		 ctx->socket_path, ctx->state_dir, ctx->pool->ops->name, ctx->host.cgroup_version,
 		 ctx->host.apparmor ? "apparmor" : "no LSM (nop)");
@@ -154,6 +166,8 @@ static void on_signal(uv_signal_t *s, int signum)
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	api_server_stop(&d->ctx);
+	uv_timer_stop(&d->watch_timer);
+	uv_close((uv_handle_t *)&d->watch_timer, NULL);
 	uv_timer_start(&d->drain_timer, drain, 0, 0);
 }
 
@@ -494,6 +508,8 @@ int daemon_run(const struct daemon_options *opts)
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
 	uv_timer_init(&d.loop, &d.drain_timer);
 	d.drain_timer.data = &d;
+	uv_timer_init(&d.loop, &d.watch_timer);
+	d.watch_timer.data = &d;
 
 	sopts.dir = d.raft_dir;
 	sopts.address = opts->raft_address;

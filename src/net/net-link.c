@@ -1242,6 +1242,31 @@ static int vlan_send(struct nl_sock *sk, struct nl_msg *msg)
 
 /* vid 0 (only tagged VLANs, LXD's vlan.tagged without vlan) leaves the port's untagged PVID at
  * the bridge default, VLAN 1. */
+int net_vlan_enable(const char *bridge, struct kiva_error *reterr)
+{
+	cleanup_sock struct nl_sock *sk = NULL;
+	struct nl_msg *msg = NULL;
+	unsigned br_ifindex;
+	int r;
+
+	r = ifname_check(bridge, reterr);
+	if (r < 0)
+		return r;
+	br_ifindex = if_nametoindex(bridge);
+	if (br_ifindex == 0)
+		return kiva_error_set(reterr, -ENOENT, "Bridge '%s' does not exist", bridge);
+	SOCK_OR_RETURN(sk, reterr);
+	r = net_vlan_build_filtering(bridge, (int)br_ifindex, true, &msg);
+	if (r >= 0)
+		r = vlan_send(sk, msg);
+	if (r == -EOPNOTSUPP)
+		return kiva_error_set(reterr, r, VLAN_UNSUPPORTED_MSG);
+	if (r < 0)
+		return kiva_error_set(reterr, r, "Failed to enable VLAN filtering on '%s': %s",
+				      bridge, strerror(-r));
+	return 0;
+}
+
 int net_vlan_apply(const char *bridge, const char *port, unsigned vid, const unsigned *tagged,
 		   size_t ntagged, struct kiva_error *reterr)
 {

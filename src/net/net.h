@@ -220,6 +220,9 @@ int net_qos_clear(const char *host_ifname);
  * netlink messages without sending them (unit-tested byte for byte). */
 int net_vlan_apply(const char *bridge, const char *port, unsigned vid, const unsigned *tagged,
 		   size_t ntagged, struct kiva_error *reterr);
+/* Turns VLAN filtering on for bridge (idempotent): tells whether the kernel can do VLANs at all
+ * before a change is recorded. -EOPNOTSUPP with the same message as net_vlan_apply. */
+int net_vlan_enable(const char *bridge, struct kiva_error *reterr);
 struct nl_msg;
 int net_vlan_build_filtering(const char *bridge, int bridge_ifindex, bool on, struct nl_msg **ret);
 int net_vlan_build_port(int port_ifindex, unsigned vid, bool pvid_untagged, bool del,

@@ -261,9 +261,6 @@ def test_mtu_hwaddr_and_nameservers(kivad, api, kiva, names, net):
     assert out.strip() == "1400"
 
 
-@pytest.mark.xfail(strict=True, reason="kivad bug: unsetting bridge.mtu (or setting it back to "
-                   "1500) leaves the bridge at the old MTU and new NICs get it too; a new network "
-                   "has 1500")
 def test_bridge_mtu_unset_restores_default(kivad, api, kiva, names, net):
     n = net.network(**{"bridge.mtu": "1400"})
     kiva("network", "unset", n, "bridge.mtu")

@@ -327,9 +327,6 @@ def test_concurrent_launches_get_distinct_addresses(kivad, api, names, net):
     assert can_ping(api, new[0], addrs[-1])
 
 
-@pytest.mark.xfail(strict=True, reason="kivad bug: concurrent NIC hot-plugs (PUT/PATCH of running "
-                   "instances) pick the same pool address: the update path does not count pending "
-                   "updates (ctx->creating) in used_addresses")
 def test_concurrent_hotplugs_get_distinct_addresses(kivad, api, names, net):
     n = net.network()
     new = [names("ch") for _ in range(8)]
@@ -358,9 +355,6 @@ def test_concurrent_hotplugs_get_distinct_addresses(kivad, api, names, net):
     assert len(set(addrs)) == len(new), addrs
 
 
-@pytest.mark.xfail(strict=True, reason="kivad bug: an instance that stops by itself (poweroff "
-                   "inside) keeps its upload-shaping ifb and its nftables chains; the ifb even "
-                   "survives the instance's delete (only a kivad restart removes it)")
 def test_self_stopped_instance_leaves_nothing(kivad, api, kiva, names, net):
     n = net.network()
     c = names("rb")

@@ -75,9 +75,6 @@ def test_vlan_start_fails_clearly_without_filtering(kivad, api, kiva, names, vne
     assert nic_address(api, c)
 
 
-@pytest.mark.xfail(strict=True, reason="kivad bug: a vlan set on a running NIC is recorded "
-                   "although applying it fails (docs: 'fails with a clear error and nothing "
-                   "changes'); the next start of the instance then fails")
 def test_vlan_on_running_nic_refused_and_nothing_changes(kivad, api, kiva, names, vnet):
     n, supported = vnet
     if supported:
