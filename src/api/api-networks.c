@@ -486,6 +486,23 @@ int api_net_sync(struct api_ctx *ctx, struct kiva_error *reterr)
 	t1 = mono_usec();
 	if (r >= 0)
 		r = net_nft_render(&b.m, &script, reterr);
+	if (r >= 0) {
+		/* bridges with a guarded running NIC send their frames through conntrack (the ACLs'
+		 * connection state), the others don't pay for it */
+		for (size_t i = 0; i < b.m.nnetworks; i++) {
+			bool guarded = false;
+
+			for (size_t k = 0; k < b.m.nnics && !guarded; k++) {
+				const struct net_model_nic *nic = &b.m.nics[k];
+				const char *const *net_acls = b.nets[i].acls;
+
+				if (!nic->running || !streq(nic->network, b.nets[i].name))
+					continue;
+				guarded = (nic->acls && nic->acls[0]) || (net_acls && net_acls[0]);
+			}
+			(void)net_bridge_set_nf_call(b.nets[i].name, guarded);
+		}
+	}
 	model_free(&b);
 	if (r < 0)
 		return r;

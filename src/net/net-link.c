@@ -583,14 +583,26 @@ int net_enable_forwarding(void)
 
 	if (r < 0)
 		return r;
-	r = write_sysctl("/proc/sys/net/ipv4/conf/all/forwarding", "1");
-	if (r < 0)
-		return r;
-	/* bridged frames through the inet hooks: KIVA's ACLs learn a connection's state there
-	 * (this kernel has no conntrack in the bridge family). Absent without br_netfilter. */
-	if (access("/proc/sys/net/bridge/bridge-nf-call-iptables", F_OK) == 0)
-		(void)write_sysctl("/proc/sys/net/bridge/bridge-nf-call-iptables", "1");
-	return 0;
+	return write_sysctl("/proc/sys/net/ipv4/conf/all/forwarding", "1");
+}
+
+int net_bridge_set_nf_call(const char *bridge, bool on)
+{
+	char path[96], cur[8] = "";
+	int fd;
+	ssize_t n;
+
+	if (ifname_check(bridge, NULL) < 0)
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/sys/class/net/%s/bridge/nf_call_iptables", bridge);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, cur, sizeof(cur) - 1);
+	close(fd);
+	if (n > 0 && (cur[0] == '1') == on)
+		return 0; /* already so: no write */
+	return write_sysctl(path, on ? "1" : "0");
 }
 
 int net_veth_create_for(const char *host_ifname, const char *peer_tmp, const char *bridge,

@@ -192,6 +192,12 @@ int net_host_prefixes(struct net_prefix **ret, size_t *ret_n);
 /* Sets net.ipv4.ip_forward (and the bridge's conf forwarding) to 1. */
 int net_enable_forwarding(void);
 
+/* The bridge's own nf_call_iptables switch: on, its bridged IPv4 frames go through the inet
+ * hooks (conntrack), which KIVA's ACLs need for connection state on this kernel; off, they
+ * don't (about 10 % of bridge throughput). The host-wide net.bridge.bridge-nf-call-iptables,
+ * when 1, still sends every bridge's frames there; KIVA leaves it as the host has it. */
+int net_bridge_set_nf_call(const char *bridge, bool on);
+
 /* Hot-plug, host side: creates veth host_ifname <-> peer_tmp, tags it, enslaves host_ifname to
  * bridge, sets mtu/hwaddr on the peer, brings the host end up, and moves the peer into the
  * network namespace of pid. */
