@@ -113,12 +113,28 @@ static void check_state(struct ctx *c, int n)
 	}
 }
 
+/* The store's directory, removed by teardown even when an assertion ended the test. */
+static int setup_dir(void **state)
+{
+	static char dir[64];
+
+	snprintf(dir, sizeof(dir), "/tmp/kiva-store-uv-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	*state = dir;
+	return 0;
+}
+
+static int teardown_dir(void **state)
+{
+	return rm_rf(*state) < 0 ? -1 : 0;
+}
+
 static void test_replay(void **state, unsigned threshold, int n)
 {
-	char dir[] = "/tmp/kiva-store-uv-XXXXXX";
+	const char *dir = *state;
 	struct ctx c;
 
-	assert_non_null(mkdtemp(dir));
 	open_store(&c, dir, threshold);
 	apply_many(&c, n);
 	check_state(&c, n);
@@ -127,7 +143,6 @@ static void test_replay(void **state, unsigned threshold, int n)
 	open_store(&c, dir, threshold);
 	check_state(&c, n);
 	close_store(&c);
-	assert_int_equal(rm_rf(dir), 0);
 }
 
 static void test_replay_log(void **state)
@@ -143,8 +158,8 @@ static void test_replay_snapshot(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_replay_log),
-		cmocka_unit_test(test_replay_snapshot),
+		cmocka_unit_test_setup_teardown(test_replay_log, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_replay_snapshot, setup_dir, teardown_dir),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
