@@ -9,6 +9,7 @@
 #include "basic-macro.h"
 #include "basic-string.h"
 
+#include "cli-list.h"
 #include "cli.h"
 
 const char *cli_socket_path(const struct cli_context *ctx)
@@ -306,4 +307,41 @@ int cli_print_items(struct cli_context *ctx, const json_t *items, enum cli_forma
 	r = cli_table_print(t, format, stdout);
 	cli_table_free(t);
 	return r < 0 ? kiva_error_set(&ctx->error, r, "Failed to write the table") : 0;
+}
+
+static const struct cli_option list_options[] = {
+	{"format", 'f', true, 1},
+	{},
+};
+
+int cli_list_verb(struct cli_context *ctx, const struct cli_command *cmd, int argc, char **argv,
+		  const char *path, const char *what, const char *const *columns, size_t ncolumns,
+		  int (*row)(struct cli_table *t, const json_t *item))
+{
+	enum cli_format format = CLI_FORMAT_TABLE;
+	struct cli_parse spec = {
+		.cmd = cmd,
+		.options = list_options,
+		.min_args = 0,
+		.max_args = 0,
+		.handle = cli_handle_format,
+		.userdata = &format,
+	};
+	cleanup_args struct cli_args a = {0};
+	cleanup_json json_t *list = NULL;
+	struct cli_client *c;
+	int r;
+
+	r = cli_parse_args(ctx, &spec, argc, argv, &a);
+	if (r <= 0)
+		return r;
+	r = cli_context_client(ctx, &c);
+	if (r < 0)
+		return r;
+	r = cli_get(c, path, &list, &ctx->error);
+	if (r < 0)
+		return r;
+	if (!json_is_array(list))
+		return kiva_error_set(&ctx->error, -EIO, "Malformed %s from kivad", what);
+	return cli_print_items(ctx, list, format, columns, ncolumns, row, 0);
 }

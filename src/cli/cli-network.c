@@ -23,11 +23,6 @@ static const struct cli_option options_create[] = {
 	{},
 };
 
-static const struct cli_option options_format[] = {
-	{"format", 'f', true, 1},
-	{},
-};
-
 static const char *const network_writable[] = {"config", "description", NULL};
 
 static char *network_path(const char *name, const char *suffix)
@@ -149,32 +144,9 @@ static int cmd_list(struct cli_context *ctx, int argc, char **argv)
 {
 	static const char *const columns[] = {"NAME",	     "TYPE",	"MANAGED", "IPV4",
 					      "DESCRIPTION", "USED BY", "STATE"};
-	enum cli_format format = CLI_FORMAT_TABLE;
-	struct cli_parse spec = {
-		.cmd = &sub_list,
-		.options = options_format,
-		.min_args = 0,
-		.max_args = 0,
-		.handle = cli_handle_format,
-		.userdata = &format,
-	};
-	cleanup_args struct cli_args a = {0};
-	cleanup_json json_t *list = NULL;
-	struct cli_client *c;
-	int r;
 
-	r = cli_parse_args(ctx, &spec, argc, argv, &a);
-	if (r <= 0)
-		return r;
-	r = cli_context_client(ctx, &c);
-	if (r < 0)
-		return r;
-	r = cli_get(c, "/1.0/networks?recursion=1", &list, &ctx->error);
-	if (r < 0)
-		return r;
-	if (!json_is_array(list))
-		return kiva_error_set(&ctx->error, -EIO, "Malformed network list from kivad");
-	return cli_print_items(ctx, list, format, columns, ARRAY_SIZE(columns), network_row, 0);
+	return cli_list_verb(ctx, &sub_list, argc, argv, "/1.0/networks?recursion=1",
+			     "network list", columns, ARRAY_SIZE(columns), network_row);
 }
 
 static int cmd_show(struct cli_context *ctx, int argc, char **argv)

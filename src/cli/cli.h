@@ -111,6 +111,12 @@ int cli_print_json(const json_t *v);
 /* Prints items (a JSON array) as `--format` asks: JSON, YAML, or a table (or CSV) with the given
  * columns and one row per item filled by row(); the table is sorted on sort_col unless it is
  * negative. Returns 0 or a negative errno with ctx->error set. */
+/* A whole `list` verb without filters: parses --format, GETs path (a recursion=1 list) and
+ * prints it with cli_print_items sorted on the first column. what names the list in errors. */
+int cli_list_verb(struct cli_context *ctx, const struct cli_command *cmd, int argc, char **argv,
+		  const char *path, const char *what, const char *const *columns, size_t ncolumns,
+		  int (*row)(struct cli_table *t, const json_t *item));
+
 int cli_print_items(struct cli_context *ctx, const json_t *items, enum cli_format format,
 		    const char *const *columns, size_t ncolumns,
 		    int (*row)(struct cli_table *t, const json_t *item), int sort_col);
