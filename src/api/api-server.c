@@ -9,7 +9,6 @@
  * loop lws_context_destroy() is called twice (api_server_stop, then api_server_free). */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <libwebsockets.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,6 +319,24 @@ static void lws_log_emit(int level, const char *line)
 	log_msg(level == LLL_ERR ? LOG_LEVEL_ERROR : LOG_LEVEL_WARNING, "lws: %.*s", (int)n, line);
 }
 
+/* The gid of a local group from /etc/group, or -1. */
+static long group_gid(const char *name)
+{
+	cleanup_fclose FILE *f = fopen("/etc/group", "re");
+	char line[1024];
+	size_t n = strlen(name);
+
+	while (f && fgets(line, sizeof(line), f)) {
+		char *p;
+
+		if (strncmp(line, name, n) != 0 || line[n] != ':')
+			continue;
+		p = strchr(line + n + 1, ':'); /* skip the password field */
+		return p ? strtol(p + 1, NULL, 10) : -1;
+	}
+	return -1;
+}
+
 int api_server_start(struct api_ctx *ctx, struct kiva_error *reterr)
 {
 	struct lws_context_creation_info info;
@@ -346,11 +363,12 @@ int api_server_start(struct api_ctx *ctx, struct kiva_error *reterr)
 		free(srv);
 		return kiva_error_set(reterr, -EIO, "Failed to listen on %s", ctx->socket_path);
 	}
-	/* root and the members of group "kiva" (when it exists), as LXD's "lxd" group */
+	/* root and the members of group "kiva" (when it exists), as LXD's "lxd" group. Read from
+	 * /etc/group itself: getgrnam() would map NSS modules into kivad for good. */
 	{
-		struct group *g = getgrnam("kiva");
+		long gid = group_gid("kiva");
 
-		if (g && chown(ctx->socket_path, 0, g->gr_gid) < 0)
+		if (gid >= 0 && chown(ctx->socket_path, 0, (gid_t)gid) < 0)
 			log_warning("Failed to give %s to group kiva: %m", ctx->socket_path);
 	}
 	if (chmod(ctx->socket_path, 0660) < 0) {

@@ -79,15 +79,13 @@ static int script_memfd(const char *script)
 	return fd;
 }
 
-/* One context for the life of the process: creating one costs several ms (it reads iproute2's
- * tables and sets up its parser), applying a small batch well under one. */
-static struct nft_ctx *shared_ctx(void)
+/* A context per apply: creating one costs a few ms, but keeping one holds ~4 MiB of parser
+ * and cache memory in an idle kivad (DESIGN.md §11: ≤ 5 MiB). kivad applies only changed
+ * rulesets, so this runs on network and ACL changes, not on every start. */
+static struct nft_ctx *new_ctx(void)
 {
-	static struct nft_ctx *ctx;
+	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
 
-	if (ctx)
-		return ctx;
-	ctx = nft_ctx_new(NFT_CTX_DEFAULT);
 	if (ctx && (nft_ctx_buffer_output(ctx) < 0 || nft_ctx_buffer_error(ctx) < 0)) {
 		nft_ctx_free(ctx);
 		ctx = NULL;
@@ -95,16 +93,22 @@ static struct nft_ctx *shared_ctx(void)
 	return ctx;
 }
 
+static void ctx_freep(struct nft_ctx **ctx)
+{
+	if (*ctx)
+		nft_ctx_free(*ctx);
+}
+
 int net_nft_apply(const char *script, struct kiva_error *reterr)
 {
-	struct nft_ctx *ctx;
+	__attribute__((cleanup(ctx_freep))) struct nft_ctx *ctx = NULL;
 	const char *errtext;
 	char summary[400], path[64] = "";
 	int r, code, fd;
 
 	if (!script)
 		return kiva_error_set(reterr, -EINVAL, "No nftables script");
-	ctx = shared_ctx();
+	ctx = new_ctx();
 	if (!ctx)
 		return kiva_error_set(reterr, -ENOMEM, "Failed to create an nftables context");
 
