@@ -345,3 +345,34 @@ int cli_list_verb(struct cli_context *ctx, const struct cli_command *cmd, int ar
 		return kiva_error_set(&ctx->error, -EIO, "Malformed %s from kivad", what);
 	return cli_print_items(ctx, list, format, columns, ncolumns, row, 0);
 }
+
+/* "KEY VALUE": exactly two arguments left and the first has no '='. */
+static bool pairs_are_key_value(const struct cli_args *a, size_t first)
+{
+	return a->n_positional == first + 2 && !strchr(a->positional[first], '=');
+}
+
+int cli_pairs_check(struct cli_context *ctx, const struct cli_args *a, size_t first)
+{
+	if (pairs_are_key_value(a, first))
+		return 0;
+	for (size_t i = first; i < a->n_positional; i++)
+		if (!strchr(a->positional[i], '=') || a->positional[i][0] == '=')
+			return cli_usage_error(ctx, "Bad key=value pair: %s", a->positional[i]);
+	return 0;
+}
+
+int cli_pairs_apply(struct cli_context *ctx, json_t *obj, const struct cli_args *a, size_t first)
+{
+	if (pairs_are_key_value(a, first))
+		return json_set_str(obj, a->positional[first], a->positional[first + 1]) < 0
+			       ? cli_oom(ctx)
+			       : 0;
+	for (size_t i = first; i < a->n_positional; i++) {
+		int r = cli_config_add(obj, a->positional[i], &ctx->error);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}

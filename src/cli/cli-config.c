@@ -146,18 +146,7 @@ static int set_edit(struct cli_context *ctx, json_t *inst, void *userdata)
 					      "Configuration key %.*s is set by the server only",
 					      (int)strcspn(a->positional[i], "="),
 					      a->positional[i]);
-	if (a->n_positional == 3 && !strchr(a->positional[1], '=')) {
-		if (json_set_str(config, a->positional[1], a->positional[2]) < 0)
-			return cli_oom(ctx);
-		return 0;
-	}
-	for (size_t i = 1; i < a->n_positional; i++) {
-		int r = cli_config_add(config, a->positional[i], &ctx->error);
-
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	return cli_pairs_apply(ctx, config, a, 1);
 }
 
 static int cmd_set(struct cli_context *ctx, int argc, char **argv)
@@ -173,11 +162,9 @@ static int cmd_set(struct cli_context *ctx, int argc, char **argv)
 	r = cli_parse_args(ctx, &spec, argc, argv, &a);
 	if (r <= 0)
 		return r;
-	if (!(a.n_positional == 3 && !strchr(a.positional[1], '=')))
-		for (size_t i = 1; i < a.n_positional; i++)
-			if (!strchr(a.positional[i], '=') || a.positional[i][0] == '=')
-				return cli_usage_error(ctx, "Bad key=value pair: %s",
-						       a.positional[i]);
+	r = cli_pairs_check(ctx, &a, 1);
+	if (r < 0)
+		return r;
 	return cli_instance_edit(ctx, a.positional[0], set_edit, &a);
 }
 
@@ -553,14 +540,7 @@ static int device_set_edit(struct cli_context *ctx, json_t *inst, void *userdata
 	r = cli_device_local(inst, a->positional[1], &dev, &ctx->error);
 	if (r < 0)
 		return r;
-	if (a->n_positional == 4 && !strchr(a->positional[2], '='))
-		return json_set_str(dev, a->positional[2], a->positional[3]) < 0 ? cli_oom(ctx) : 0;
-	for (size_t i = 2; i < a->n_positional; i++) {
-		r = cli_config_add(dev, a->positional[i], &ctx->error);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	return cli_pairs_apply(ctx, dev, a, 2);
 }
 
 static int cmd_device_set(struct cli_context *ctx, int argc, char **argv)
@@ -572,11 +552,9 @@ static int cmd_device_set(struct cli_context *ctx, int argc, char **argv)
 	r = cli_parse_args(ctx, &spec, argc, argv, &a);
 	if (r <= 0)
 		return r;
-	if (!(a.n_positional == 4 && !strchr(a.positional[2], '=')))
-		for (size_t i = 2; i < a.n_positional; i++)
-			if (!strchr(a.positional[i], '=') || a.positional[i][0] == '=')
-				return cli_usage_error(ctx, "Bad key=value pair: %s",
-						       a.positional[i]);
+	r = cli_pairs_check(ctx, &a, 2);
+	if (r < 0)
+		return r;
 	return cli_instance_edit(ctx, a.positional[0], device_set_edit, &a);
 }
 

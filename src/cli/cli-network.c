@@ -238,16 +238,7 @@ static int set_edit(struct cli_context *ctx, json_t *net, void *userdata)
 
 	if (!config)
 		return cli_oom(ctx);
-	if (a->n_positional == 3 && !strchr(a->positional[1], '='))
-		return json_set_str(config, a->positional[1], a->positional[2]) < 0 ? cli_oom(ctx)
-										    : 0;
-	for (size_t i = 1; i < a->n_positional; i++) {
-		int r = cli_config_add(config, a->positional[i], &ctx->error);
-
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	return cli_pairs_apply(ctx, config, a, 1);
 }
 
 static int cmd_set(struct cli_context *ctx, int argc, char **argv)
@@ -259,11 +250,9 @@ static int cmd_set(struct cli_context *ctx, int argc, char **argv)
 	r = cli_parse_args(ctx, &spec, argc, argv, &a);
 	if (r <= 0)
 		return r;
-	if (!(a.n_positional == 3 && !strchr(a.positional[1], '=')))
-		for (size_t i = 1; i < a.n_positional; i++)
-			if (!strchr(a.positional[i], '=') || a.positional[i][0] == '=')
-				return cli_usage_error(ctx, "Bad key=value pair: %s",
-						       a.positional[i]);
+	r = cli_pairs_check(ctx, &a, 1);
+	if (r < 0)
+		return r;
 	return edit_network(ctx, a.positional[0], set_edit, &a);
 }
 

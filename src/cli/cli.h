@@ -117,6 +117,12 @@ int cli_list_verb(struct cli_context *ctx, const struct cli_command *cmd, int ar
 		  const char *path, const char *what, const char *const *columns, size_t ncolumns,
 		  int (*row)(struct cli_table *t, const json_t *item));
 
+/* `set` verbs take either "KEY VALUE" or "KEY=VALUE..." from positional argument `first` on.
+ * cli_pairs_check: a usage error (returned) unless the arguments are one of those forms.
+ * cli_pairs_apply: sets them as strings in obj. */
+int cli_pairs_check(struct cli_context *ctx, const struct cli_args *a, size_t first);
+int cli_pairs_apply(struct cli_context *ctx, json_t *obj, const struct cli_args *a, size_t first);
+
 int cli_print_items(struct cli_context *ctx, const json_t *items, enum cli_format format,
 		    const char *const *columns, size_t ncolumns,
 		    int (*row)(struct cli_table *t, const json_t *item), int sort_col);
