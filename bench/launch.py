@@ -435,6 +435,12 @@ class Kiva(System):
                 os.kill(pid, signal.SIGTERM)
                 wait_gone(pid, 30)
         kill_leftover_monitors(self.state, self.problems)
+        # kivad --purge: the state dir's bridge, veths and nftables tables go too
+        if os.path.isdir(self.state):
+            rc, out, _ = run([self.kivad, "--state-dir", self.state, "--purge"], check=False,
+                             timeout=120)
+            if rc != 0:
+                self.problems.append("kivad --purge: " + out.strip())
         if os.path.ismount(self.state + "/storage-pools/default"):
             rc, out, _ = run(["umount", self.state + "/storage-pools/default"], check=False)
             if rc != 0:
