@@ -227,6 +227,25 @@ static int link_change(struct nl_sock *sk, struct rtnl_link *orig, struct rtnl_l
 	return nlerr_to_errno(rtnl_link_change(sk, orig, changes, 0));
 }
 
+/* Tags link with KIVA's alias and brings it up (the kernel ignores ifalias at creation, so this
+ * is a follow-up change). what/name only word the error. */
+static int link_tag_up(struct nl_sock *sk, struct rtnl_link *link, const char *alias,
+		       const char *what, const char *name, struct kiva_error *reterr)
+{
+	cleanup_link struct rtnl_link *changes = rtnl_link_alloc();
+	int r;
+
+	if (!changes)
+		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
+	rtnl_link_set_ifalias(changes, alias);
+	rtnl_link_set_flags(changes, IFF_UP);
+	r = link_change(sk, link, changes);
+	if (r < 0)
+		return kiva_error_set(reterr, r, "Failed to bring up %s '%s': %s", what, name,
+				      strerror(-r));
+	return 0;
+}
+
 static uint32_t prefix_mask(uint8_t len)
 {
 	return len == 0 ? 0 : len >= 32 ? UINT32_MAX : UINT32_MAX << (32 - len);
@@ -615,7 +634,6 @@ int net_veth_create_for(const char *host_ifname, const char *peer_tmp, const cha
 	cleanup_link struct rtnl_link *veth = NULL;
 	cleanup_link struct rtnl_link *peer = NULL;
 	cleanup_link struct rtnl_link *host = NULL;
-	cleanup_link struct rtnl_link *changes = NULL;
 	cleanup_nladdr struct nl_addr *mac = NULL;
 	char alias[256];
 	int r;
@@ -700,19 +718,9 @@ int net_veth_create_for(const char *host_ifname, const char *peer_tmp, const cha
 			       strerror(-r));
 		goto rollback;
 	}
-	changes = rtnl_link_alloc();
-	if (!changes) {
-		r = kiva_error_set(reterr, -ENOMEM, "Out of memory");
+	r = link_tag_up(sk, host, alias, "veth", host_ifname, reterr);
+	if (r < 0)
 		goto rollback;
-	}
-	rtnl_link_set_ifalias(changes, alias);
-	rtnl_link_set_flags(changes, IFF_UP);
-	r = link_change(sk, host, changes);
-	if (r < 0) {
-		kiva_error_set(reterr, r, "Failed to bring up veth '%s': %s", host_ifname,
-			       strerror(-r));
-		goto rollback;
-	}
 	return 0;
 
 rollback:
@@ -995,7 +1003,6 @@ static int ifb_ensure(struct nl_sock *sk, const char *name, const char *alias, i
 		      struct kiva_error *reterr)
 {
 	cleanup_link struct rtnl_link *link = NULL;
-	cleanup_link struct rtnl_link *changes = NULL;
 	bool created = false;
 	int r;
 
@@ -1032,18 +1039,9 @@ static int ifb_ensure(struct nl_sock *sk, const char *name, const char *alias, i
 			goto rollback;
 		}
 	}
-	changes = rtnl_link_alloc();
-	if (!changes) {
-		r = kiva_error_set(reterr, -ENOMEM, "Out of memory");
+	r = link_tag_up(sk, link, alias, "ifb", name, reterr);
+	if (r < 0)
 		goto rollback;
-	}
-	rtnl_link_set_ifalias(changes, alias);
-	rtnl_link_set_flags(changes, IFF_UP);
-	r = link_change(sk, link, changes);
-	if (r < 0) {
-		kiva_error_set(reterr, r, "Failed to bring up ifb '%s': %s", name, strerror(-r));
-		goto rollback;
-	}
 	*ret_ifindex = rtnl_link_get_ifindex(link);
 	return 0;
 
