@@ -60,6 +60,7 @@ bench: install
 	bash scripts/deps.sh --bench
 	$(PYTHON) bench/launch.py
 	$(PYTHON) bench/net.py
+	$(PYTHON) bench/sched.py --binary $(BUILD)/bench/sched/bench-sched
 
 format:
 	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c')
