@@ -187,3 +187,112 @@ unsigned sched_node_free_cpus(const struct sched_model *m, unsigned node);
 uint64_t sched_node_mem_committed(const struct sched_model *m, unsigned node);
 
 void sched_usage(const struct sched_model *m, struct sched_usage *ret);
+
+/* ---- hardware sensors (sched-hw.c) ---- */
+
+/* Read-only snapshots of the host's frequency, thermal, power and memory-error sensors from sysfs
+ * under a root path (root NULL or "" = "/"), and the one write: a CPU's cpufreq governor. Every
+ * part is optional: a kernel or machine without cpufreq, thermal zones, RAPL or EDAC (a VM) simply
+ * has zero entries, which is not an error. A sensor file that exists but cannot be read (root-only
+ * energy_uj since CVE-2020-8694, a thermal zone whose driver answers EIO/ENODATA, a policy
+ * without a governor) leaves that one value unknown as documented per field; a file whose content
+ * cannot be parsed is an error. Plain structs; nothing here logs. */
+
+#define SCHED_HW_THERMAL_MAX 64
+#define SCHED_HW_RAPL_MAX 64
+#define SCHED_HW_EDAC_MAX 64
+#define SCHED_GOVERNOR_NAME_MAX 32 /* with the NUL; the kernel's CPUFREQ_NAME_LEN is 16 */
+
+/* <root>/sys/devices/system/cpu/cpuN/cpufreq/. Frequencies in kHz, 0 = file absent or
+ * unreadable; governor "" = absent or unreadable (a driver with no governor). */
+struct sched_cpufreq {
+	bool present; /* the CPU has a cpufreq directory; everything else is zero when false */
+	char governor[SCHED_GOVERNOR_NAME_MAX]; /* scaling_governor */
+	uint64_t cur_khz; /* scaling_cur_freq */
+	uint64_t min_khz; /* cpuinfo_min_freq */
+	uint64_t max_khz; /* cpuinfo_max_freq */
+};
+
+/* <root>/sys/class/thermal/thermal_zoneN/. */
+struct sched_thermal_zone {
+	unsigned index; /* N */
+	char type[32]; /* "x86_pkg_temp", "acpitz"; truncated if longer */
+	bool temp_valid; /* false: temp could not be read (sensor asleep, EIO/ENODATA) */
+	int64_t temp_mc; /* millidegree Celsius, may be negative */
+};
+
+/* <root>/sys/class/powercap/intel-rapl:N, top-level zones (packages) only: subzones
+ * (intel-rapl:N:M, "core", "uncore", "dram") and intel-rapl-mmio:* are skipped. */
+struct sched_rapl_zone {
+	unsigned index; /* N */
+	char name[64]; /* "package-0"; truncated if longer */
+	bool energy_valid; /* false: energy_uj unreadable (root-only on kernels since 5.10) */
+	uint64_t energy_uj; /* cumulative, wraps at max_energy_range_uj */
+	uint64_t max_energy_range_uj; /* 0 = absent */
+	uint64_t power_limit_uw; /* constraint_0_power_limit_uw (long term); 0 = absent */
+};
+
+/* <root>/sys/devices/system/edac/mc/mcN/. EDAC does not say which NUMA node a memory controller
+ * serves, so node is a heuristic: when the number of controllers equals the number of NUMA nodes
+ * that have online CPUs, the k-th controller in index order serves the k-th such node (mcN → node
+ * N when both are numbered 0, 1, ...); else, when exactly one node has CPUs, every controller
+ * serves that node; otherwise node is -1 (unknown). mc_name often names the socket ("i7 core #1",
+ * "Skylake Socket#1 IMC#0") but its format is driver-specific and not parsed. */
+struct sched_edac_mc {
+	unsigned index; /* N */
+	char name[64]; /* mc_name; truncated if longer */
+	uint64_t ce; /* ce_count: corrected errors since boot or the last reset */
+	uint64_t ue; /* ue_count: uncorrected errors */
+	int node; /* NUMA node, -1 = unknown (see above) */
+};
+
+/* One snapshot, about 32 KiB: allocate it rather than putting it on a small thread stack.
+ * Entries of thermal, rapl and edac are sorted by index. */
+struct sched_hw {
+	unsigned n_cpufreq; /* CPUs with cpufreq present */
+	struct sched_cpufreq cpufreq[SCHED_CPUS_MAX]; /* by CPU id; online CPUs only */
+	/* scaling_available_governors of the lowest-numbered CPU with cpufreq, space-separated
+	 * ("" = none). Drivers normally offer the same list on every CPU;
+	 * sched_hw_set_governor() checks each CPU's own list. */
+	char governors_available[256];
+	unsigned n_thermal;
+	struct sched_thermal_zone thermal[SCHED_HW_THERMAL_MAX];
+	unsigned n_rapl;
+	struct sched_rapl_zone rapl[SCHED_HW_RAPL_MAX];
+	unsigned n_edac;
+	struct sched_edac_mc edac[SCHED_HW_EDAC_MAX];
+};
+
+/* Reads every part present under root: cpufreq of each CPU online in topo (topo->online,
+ * topo->n_cpus; topo must not be NULL and should be read from the same root), the thermal zones,
+ * the top-level RAPL zones and the EDAC memory controllers (node mapped with topo, see struct
+ * sched_edac_mc). Absent directories and files give zero counts and unknown values. When a host
+ * has more than SCHED_HW_THERMAL_MAX thermal zones, the lowest-numbered ones are kept.
+ * On success writes *ret. Errors: -EINVAL naming the file whose content is not a number (or a
+ * governor longer than the kernel allows), -ERANGE for more than SCHED_HW_RAPL_MAX top-level RAPL
+ * zones or SCHED_HW_EDAC_MAX memory controllers (refused rather than hiding memory errors),
+ * -errno naming the directory that exists but cannot be listed, -ENOMEM. Blocking sysfs reads:
+ * call it from a worker or at a low rate, not per request. */
+int sched_hw_read(const char *root, const struct sched_topology *topo, struct sched_hw *ret,
+		  struct kiva_error *reterr);
+
+/* The nodes whose memory controllers reported errors: bit n set when a controller mapped to node
+ * n (0 <= n < 64) has ce + ue > 0. A controller with an unknown node (-1) marks nothing: callers
+ * that must react to any memory error also check hw->edac[] themselves. Suits
+ * sched_request.avoid_nodes. */
+uint64_t sched_hw_error_nodes(const struct sched_hw *hw);
+
+/* True when s is a plausible governor name: 1 to 31 characters of [a-z0-9_-]. */
+bool sched_governor_name_valid(const char *s);
+
+/* Sets the cpufreq governor of every CPU in cpus by writing
+ * <root>/sys/devices/system/cpu/cpuN/cpufreq/scaling_governor. Everything is checked before
+ * anything is written: -EINVAL for an invalid name, a CPU that does not exist, or a governor not
+ * in a CPU's scaling_available_governors (the message names the CPU and the available ones);
+ * -ENOTSUP when a CPU has no cpufreq directory or no governor list (VMs, setpolicy-only drivers).
+ * If a write then fails (-errno naming the file), the CPUs already changed get their previous
+ * governor back (best effort). An empty cpus is a no-op. Note that the kernel applies a governor
+ * to a whole cpufreq policy: CPUs sharing a policy with a CPU in cpus (related_cpus) change too.
+ * Needs root on a real /sys. */
+int sched_hw_set_governor(const char *root, const struct sched_cpuset *cpus, const char *governor,
+			  struct kiva_error *reterr);
