@@ -8,8 +8,7 @@
  * `--numa-bw CPU NODE` is a second mode: a single-thread STREAM-like triad over ~512 MiB with the
  * thread pinned to CPU (sched_setaffinity) and the arrays bound to NUMA node NODE (mbind,
  * MPOL_BIND), median of 5 passes in GB/s. bench/sched/numa.py runs it for local and remote
- * memory on hosts with 2+ NUMA nodes. Raw syscalls: no libnuma, and no libc <sched.h> (src/sched
- * is on the include path). See bench/README.md. */
+ * memory on hosts with 2+ NUMA nodes. Raw syscalls: no libnuma. See bench/README.md. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -27,13 +26,7 @@
 
 #include "basic-error.h"
 #include "basic-macro.h"
-/* src/sched's header is being renamed from sched.h (which shadows libc's <sched.h>) to
- * kiva-sched.h; take whichever this tree has. */
-#if __has_include("kiva-sched.h")
 #include "kiva-sched.h"
-#else
-#include "sched.h"
-#endif
 
 #define TARGET_P99_USEC 50.0
 #define MIB (UINT64_C(1) << 20)

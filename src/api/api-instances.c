@@ -206,7 +206,7 @@ static json_t *render_state(struct api_ctx *ctx, const json_t *stored, enum runt
 	struct runtime_usage usage = {0};
 	cleanup_free char *cpuset = NULL;
 	int pid = -1;
-	json_t *state;
+	json_t *state, *kiva;
 
 	if (is_running(st)) {
 		pid = runtime_init_pid(ctx->lxcpath, name);
@@ -219,14 +219,21 @@ static json_t *render_state(struct api_ctx *ctx, const json_t *stored, enum runt
 				cpuset[--n] = 0;
 		}
 	}
-	state = json_pack("{s:s,s:i,s:i,s:I,s:{s:I},s:{s:I,s:I,s:I},s:o,s:{},s:{s:s?}}", "status",
-			  status_of(st), "status_code", status_code_of(st), "pid",
-			  pid > 0 ? pid : -1, "processes", (json_int_t)usage.processes, "cpu",
-			  "usage", (json_int_t)usage.cpu_usage_nsec, "memory", "usage",
-			  (json_int_t)usage.memory_bytes, "usage_peak",
-			  (json_int_t)usage.memory_peak_bytes, "swap_usage", (json_int_t)0,
-			  "network", is_running(st) ? render_network(ctx, stored) : json_object(),
-			  "disk", "kiva", "cpuset", cpuset);
+	state = json_pack(
+		"{s:s,s:i,s:i,s:I,s:{s:I},s:{s:I,s:I,s:I},s:o,s:{}}", "status", status_of(st),
+		"status_code", status_code_of(st), "pid", pid > 0 ? pid : -1, "processes",
+		(json_int_t)usage.processes, "cpu", "usage", (json_int_t)usage.cpu_usage_nsec,
+		"memory", "usage", (json_int_t)usage.memory_bytes, "usage_peak",
+		(json_int_t)usage.memory_peak_bytes, "swap_usage", (json_int_t)0, "network",
+		is_running(st) ? render_network(ctx, stored) : json_object(), "disk");
+	/* where it runs: the scheduler's placement, and the live cpuset it has */
+	kiva = api_sched_instance_state(ctx, name);
+	if (state && kiva) {
+		json_object_set_new(kiva, "cpuset", cpuset ? json_string(cpuset) : json_null());
+		json_object_set_new(state, "kiva", kiva);
+	} else {
+		json_decref(kiva);
+	}
 	return state;
 }
 
@@ -270,66 +277,13 @@ static const json_t *find_instance(struct api_request *req, const char *name)
 
 /* ---- config → liblxc config, CPU choice, live limits ---- */
 
-/* Chooses `count` CPUs for an unpinned instance: the ones fewest other instances hold
- * (ties: lowest number). NUMA-aware placement replaces this in the scheduler issue. */
-static void choose_cpus(struct api_ctx *ctx, const char *self, unsigned count, char *buf,
-			size_t len)
+/* Admission refusals are the client's to fix (fewer CPUs, less memory): 400 with the numbers. */
+static void reply_sched_error(struct api_request *req, const struct kiva_error *err)
 {
-	unsigned ncpus = ctx->host.ncpus ? ctx->host.ncpus : 1;
-	unsigned load[PROTO_CPU_MAX] = {0};
-	uint64_t chosen[PROTO_CPU_MAX / 64] = {0};
-	const json_t *insts = json_object_get(store_state(ctx->store), "instances");
-	const char *key;
-	json_t *inst;
-
-	if (ncpus > PROTO_CPU_MAX)
-		ncpus = PROTO_CPU_MAX;
-	json_object_foreach((json_t *)insts, key, inst) {
-		const char *cs =
-			json_get_str(json_object_get(inst, "config"), "volatile.cpuset", NULL);
-		uint64_t bm[PROTO_CPU_MAX / 64];
-		unsigned n;
-
-		if (streq(key, self) || !cs || proto_cpuset_parse(cs, bm, ncpus, &n) < 0)
-			continue;
-		for (unsigned i = 0; i < ncpus; i++)
-			if (bm[i / 64] & (1ULL << (i % 64)))
-				load[i]++;
-	}
-	for (unsigned k = 0; k < count && k < ncpus; k++) {
-		unsigned best = UINT32_MAX;
-
-		for (unsigned i = 0; i < ncpus; i++) {
-			if (chosen[i / 64] & (1ULL << (i % 64)))
-				continue;
-			if (best == UINT32_MAX || load[i] < load[best])
-				best = i;
-		}
-		chosen[best / 64] |= 1ULL << (best % 64);
-	}
-	proto_cpuset_format(chosen, ncpus, buf, len);
-}
-
-/* Sets config["volatile.cpuset"] from limits.cpu (pinned list or a chosen set). */
-static int assign_cpuset(struct api_ctx *ctx, json_t *inst, struct kiva_error *reterr)
-{
-	json_t *config = json_object_get(inst, "config");
-	struct proto_limits lim;
-	char cpus[256];
-	int r;
-
-	r = proto_limits_from_config(config, &lim, reterr);
-	if (r < 0)
-		return r;
-	if (lim.cpu_pinned)
-		snprintf(cpus, sizeof(cpus), "%s", lim.cpuset);
-	else if (lim.cpu_count)
-		choose_cpus(ctx, json_get_str(inst, "name", ""), lim.cpu_count, cpus, sizeof(cpus));
-	else {
-		json_object_del(config, "volatile.cpuset");
-		return 0;
-	}
-	return json_set_str(config, "volatile.cpuset", cpus);
+	if (err->code == -ENOSPC)
+		api_reply_error(req, 400, "%s", err->msg);
+	else
+		api_reply_kiva_error(req, err);
 }
 
 static char *rootfs_path(struct api_ctx *ctx, const char *name)
@@ -352,6 +306,7 @@ static int write_lxc_config(struct api_ctx *ctx, const json_t *inst, struct kiva
 	cleanup_json json_t *keep = NULL;
 	struct proto_limits lim;
 	struct runtime_spec spec = {0};
+	char cpus[1024], mems[256];
 	size_t nnics = 0;
 	int r;
 
@@ -367,7 +322,9 @@ static int write_lxc_config(struct api_ctx *ctx, const json_t *inst, struct kiva
 	spec.rootfs = rootfs;
 	spec.log_path = log_path;
 	spec.memory_bytes = lim.memory_bytes;
-	spec.cpuset = json_get_str(config, "volatile.cpuset", NULL);
+	api_sched_render(ctx, name, cpus, sizeof(cpus), mems, sizeof(mems));
+	spec.cpuset = cpus[0] ? cpus : NULL;
+	spec.cpuset_mems = mems[0] ? mems : NULL;
 	spec.cpu_count = lim.cpu_count;
 	spec.processes = lim.processes;
 	spec.privileged = false;
@@ -418,7 +375,6 @@ static int apply_live_limits(struct api_ctx *ctx, const char *name, const json_t
 	static const struct live_key keys[] = {
 		{"limits.memory", "memory.limit_in_bytes", "memory.max"},
 		{"limits.processes", "pids.max", "pids.max"},
-		{"volatile.cpuset", "cpuset.cpus", "cpuset.cpus"},
 		{"limits.cpu", "cpu.cfs_quota_us", "cpu.max"},
 	};
 	bool v2 = ctx->host.cgroup_version == 2;
@@ -439,18 +395,14 @@ static int apply_live_limits(struct api_ctx *ctx, const char *name, const json_t
 		snprintf(values[1], sizeof(values[1]), "%" PRId64, nl.processes);
 	else
 		snprintf(values[1], sizeof(values[1]), "max");
-	snprintf(values[2], sizeof(values[2]), "%s",
-		 json_get_str(new_config, "volatile.cpuset", ""));
-	if (!values[2][0])
-		snprintf(values[2], sizeof(values[2]), "0-%u",
-			 ctx->host.ncpus ? ctx->host.ncpus - 1 : 0);
-	/* CFS quota of N full CPUs per 100 ms period, as runtime-config.c renders it */
+	/* CFS quota of N full CPUs per 100 ms period, as runtime-config.c renders it; the CPUs
+	 * themselves (cpuset) are the scheduler's (api_sched_update) */
 	if (nl.cpu_count && v2)
-		snprintf(values[3], sizeof(values[3]), "%u 100000", nl.cpu_count * 100000);
+		snprintf(values[2], sizeof(values[2]), "%u 100000", nl.cpu_count * 100000);
 	else if (nl.cpu_count)
-		snprintf(values[3], sizeof(values[3]), "%u", nl.cpu_count * 100000);
+		snprintf(values[2], sizeof(values[2]), "%u", nl.cpu_count * 100000);
 	else
-		snprintf(values[3], sizeof(values[3]), "%s", v2 ? "max 100000" : "-1");
+		snprintf(values[2], sizeof(values[2]), "%s", v2 ? "max 100000" : "-1");
 
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
 		const char *ov = json_get_str(old_config, keys[i].config_key, NULL);
@@ -562,6 +514,7 @@ static void network_failed_stopped(void *userdata, const struct api_spawn_result
 	struct task *t = userdata;
 
 	api_nics_stopped(t->ctx, store_instance(t->ctx->store, t->name));
+	api_sched_release(t->ctx, t->name, false);
 	task_fail(t, "Failed to start instance '%s': %s", t->name, t->errmsg ? t->errmsg : "");
 }
 
@@ -571,6 +524,7 @@ static void started(void *userdata, const struct api_spawn_result *res)
 	struct kiva_error err = {0};
 
 	if (res->exit_status != 0) {
+		api_sched_release(t->ctx, t->name, false);
 		task_fail(t, "Failed to start instance '%s': %s", t->name,
 			  res->message[0] ? res->message : "kiva-helper failed");
 		return;
@@ -601,6 +555,13 @@ static void start_step(struct task *t)
 		task_fail(t, "Instance '%s' not found", t->name);
 		return;
 	}
+	/* its CPUs and memory node (already placed by the request that started it, or kept
+	 * across a restart: then this re-places it from its config) */
+	r = api_sched_claim(t->ctx, inst, &err);
+	if (r < 0) {
+		task_fail(t, "Failed to start instance '%s': %s", t->name, err.msg);
+		return;
+	}
 	/* the liblxc config always follows the stored record */
 	r = t->config_fresh ? 0 : write_lxc_config(t->ctx, inst, &err);
 	if (r < 0) {
@@ -608,8 +569,10 @@ static void start_step(struct task *t)
 		return;
 	}
 	r = api_spawn_helper(t->ctx, t->ctx->helper_path, args, -1, -1, -1, started, t);
-	if (r < 0)
+	if (r < 0) {
+		api_sched_release(t->ctx, t->name, false);
 		task_fail(t, "Failed to start instance '%s': %s", t->name, strerror(-r));
+	}
 }
 
 static void stopped(void *userdata, const struct api_spawn_result *res)
@@ -623,9 +586,10 @@ static void stopped(void *userdata, const struct api_spawn_result *res)
 	}
 	api_nics_stopped(t->ctx, store_instance(t->ctx->store, t->name));
 	if (t->start_after) {
-		start_step(t);
+		start_step(t); /* a restart keeps its CPUs */
 		return;
 	}
+	api_sched_release(t->ctx, t->name, false);
 	if (json_get_bool(store_instance(t->ctx->store, t->name), "ephemeral", false)) {
 		delete_begin(t);
 		return;
@@ -700,8 +664,15 @@ void api_instance_handle_state_put(struct api_request *req)
 		return;
 	st = runtime_state(ctx->lxcpath, name);
 	if (streq(action, "start")) {
+		struct kiva_error err = {0};
+
 		if (is_running(st)) {
 			api_reply_error(req, 400, "The instance is already running");
+			return;
+		}
+		/* admission and placement now, so a refusal is the request's answer */
+		if (api_sched_claim(ctx, store_instance(ctx->store, name), &err) < 0) {
+			reply_sched_error(req, &err);
 			return;
 		}
 	} else if (streq(action, "stop") || streq(action, "freeze")) {
@@ -775,6 +746,7 @@ static void create_rollback(struct task *t, const char *msg)
 	cleanup_free char *rel = strf("containers/%s", t->name);
 
 	log_warning("Creating '%s' failed, rolling back: %s", t->name, msg);
+	api_sched_release(t->ctx, t->name, true);
 	(void)runtime_remove(t->ctx->lxcpath, t->name);
 	if (rel)
 		(void)storage_volume_delete(t->ctx->pool, rel, NULL);
@@ -939,8 +911,16 @@ void api_instances_handle_create(struct api_request *req)
 	json_set_str(json_object_get(inst, "config"), "volatile.base_image",
 		     json_get_str(image, "fingerprint", ""));
 	json_set_str(json_object_get(inst, "config"), "volatile.idmap.base", idmap);
-	if (assign_cpuset(ctx, inst, &err) < 0 || api_nics_assign(ctx, inst, &err) < 0) {
+	if (api_nics_assign(ctx, inst, &err) < 0) {
 		api_reply_kiva_error(req, &err);
+		return;
+	}
+	/* admission: placed now when it starts at once (materialize renders the placement) or
+	 * keeps its CPUs while stopped (limits.cpu.reserve), otherwise only checked: a stopped
+	 * instance holds no CPUs */
+	if ((start || api_sched_reserves(inst) ? api_sched_claim(ctx, inst, &err)
+					       : api_sched_check(ctx, inst, &err)) < 0) {
+		reply_sched_error(req, &err);
 		return;
 	}
 
@@ -982,6 +962,7 @@ static void delete_done(void *userdata, int status, const char *errmsg)
 		return;
 	}
 	api_nics_stopped(t->ctx, NULL); /* its addresses leave the ACL selectors */
+	api_sched_release(t->ctx, t->name, true);
 	task_done(t, NULL);
 }
 
@@ -1365,6 +1346,7 @@ static void update_committed(void *userdata, int status, const char *errmsg)
 			(void)apply_live_limits(u->t->ctx, u->t->name,
 						json_object_get(u->t->inst, "config"),
 						u->old_config, NULL);
+		(void)api_sched_update(u->t->ctx, u->t->inst, u->old_record, u->live, NULL);
 		update_finish(u, status, errmsg ? errmsg : "Failed to record the change");
 		return;
 	}
@@ -1542,12 +1524,6 @@ static bool update_start(struct api_request *req, bool patch)
 		api_reply_kiva_error(req, &err);
 		return false;
 	}
-	if (!json_equal(json_object_get(old_config, "limits.cpu"),
-			json_object_get(config, "limits.cpu")) &&
-	    assign_cpuset(ctx, inst, &err) < 0) {
-		api_reply_kiva_error(req, &err);
-		return false;
-	}
 	if (api_nics_assign(ctx, inst, &err) < 0) {
 		api_reply_kiva_error(req, &err);
 		return false;
@@ -1558,9 +1534,15 @@ static bool update_start(struct api_request *req, bool patch)
 		api_reply_kiva_error(req, &err);
 		return false;
 	}
+	/* admission and re-pinning (live when it runs) */
+	if (api_sched_update(ctx, stored, inst, is_running(st), &err) < 0) {
+		reply_sched_error(req, &err);
+		return false;
+	}
 	if (is_running(st)) {
 		r = apply_live_limits(ctx, name, old_config, config, &err);
 		if (r < 0) {
+			(void)api_sched_update(ctx, inst, stored, true, NULL);
 			api_reply_error(req, 400, "%s", err.msg);
 			return false;
 		}

@@ -212,5 +212,36 @@ void api_alias_handle_delete(struct api_request *req);
 /* Resolves an alias or a fingerprint (prefix) to the stored image. Borrowed or NULL. */
 const json_t *api_image_resolve(struct api_ctx *ctx, const char *name);
 
+/* api-sched.c: placement of instances on this host (sched module), see the file's comment */
+struct sched_request;
+/* limits.cpu.reserve: the instance holds its CPUs while stopped. */
+bool api_sched_reserves(const json_t *inst);
+/* Would the instance (a record) fit now? Admission and placement, nothing held. */
+int api_sched_check(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr);
+/* Places the instance (before it starts); already placed (reserved): re-placed from its config.
+ * Updates the shared set of running instances. */
+int api_sched_claim(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr);
+/* Releases what the instance holds (after it stopped), unless limits.cpu.reserve keeps it and
+ * the instance is not being deleted. */
+void api_sched_release(struct api_ctx *ctx, const char *name, bool deleting);
+/* A config change: re-places (admission) and, when running, re-pins live. Nothing changes on
+ * error. */
+int api_sched_update(struct api_ctx *ctx, const json_t *old_inst, const json_t *new_inst,
+		     bool running, struct kiva_error *reterr);
+/* cpuset.cpus and cpuset.mems of the instance ("" for mems = any node). */
+void api_sched_render(struct api_ctx *ctx, const char *name, char *cpus, size_t cpus_len,
+		      char *mems, size_t mems_len);
+/* {"placement": "dedicated"|"shared"|"none", "cpus", "mems", "node"} for the instance state. */
+json_t *api_sched_instance_state(struct api_ctx *ctx, const char *name);
+/* host.cpu.governor: "" restores the CPUs' own governors. */
+int api_sched_set_governor(struct api_ctx *ctx, const char *governor, struct kiva_error *reterr);
+void api_resources_handle_get(struct api_request *req);
+void api_capacity_handle_get(struct api_request *req);
+void api_capacity_handle_post(struct api_request *req);
+
 /* api-server info */
 void api_handle_server_get(struct api_request *req);
+void api_handle_server_put(struct api_request *req);
+void api_handle_server_patch(struct api_request *req);
+/* At start: the stored server config (host.cpu.governor) applied to this host. */
+void api_server_config_apply(struct api_ctx *ctx);

@@ -96,6 +96,8 @@ static void reconcile_instances(struct api_ctx *ctx,
 		cb(ctx, userdata);
 		return;
 	}
+	/* who holds which CPUs, from the records and the running containers' cgroups */
+	api_sched_rebuild(ctx);
 	rc->ctx = ctx;
 	rc->cb = cb;
 	rc->userdata = userdata;

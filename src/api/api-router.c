@@ -12,7 +12,7 @@ static const struct route {
 	const char *pattern;
 	api_handler get, post, put, patch, delete;
 } routes[] = {
-	{"/1.0", api_handle_server_get, NULL, NULL, NULL, NULL},
+	{"/1.0", api_handle_server_get, NULL, api_handle_server_put, api_handle_server_patch, NULL},
 	{"/1.0/instances", api_instances_handle_list, api_instances_handle_create, NULL, NULL,
 	 NULL},
 	{"/1.0/instances/*", api_instance_handle_get, NULL, api_instance_handle_put,
@@ -22,6 +22,9 @@ static const struct route {
 	{"/1.0/instances/*/exec", NULL, api_instance_handle_exec, NULL, NULL, NULL},
 	{"/1.0/instances/*/logs/*", api_instance_handle_log_get, NULL, NULL, NULL,
 	 api_instance_handle_log_delete},
+	{"/1.0/resources", api_resources_handle_get, NULL, NULL, NULL, NULL},
+	{"/1.0/resources/capacity", api_capacity_handle_get, api_capacity_handle_post, NULL, NULL,
+	 NULL},
 	{"/1.0/operations", api_ops_handle_list, NULL, NULL, NULL, NULL},
 	{"/1.0/operations/*", api_ops_handle_get, NULL, NULL, NULL, api_ops_handle_delete},
 	{"/1.0/operations/*/wait", api_ops_handle_wait, NULL, NULL, NULL, NULL},

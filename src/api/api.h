@@ -15,6 +15,7 @@
 struct uv_loop_s;
 struct api_server;
 struct api_op;
+struct api_sched;
 
 /* Everything the handlers need. Owned by the daemon; the api module borrows it. */
 struct api_ctx {
@@ -37,6 +38,8 @@ struct api_ctx {
 	const char *link_tag; /* ifalias tag of KIVA's links: the kivad id */
 	const char *nft_table; /* "kiva" (default state dir) or "kiva_<id>": inet + bridge */
 	const char *default_network; /* created at first start; NULL: none */
+	const char *capacity_path; /* capacity.yaml (DESIGN.md §6); missing = the hardware */
+	const char *sys_root; /* where /sys and /proc are read for the topology ("/") */
 
 	/* owned by the api module */
 	struct api_server *server;
@@ -47,6 +50,7 @@ struct api_ctx {
 	json_t *creating; /* names of instances being created, not yet committed */
 	json_t *busy; /* name → description of the state change or delete running on it */
 	char *nft_applied; /* the nftables script last applied (skip re-applying the same) */
+	struct api_sched *sched; /* placement model (api-sched.c) */
 };
 
 /* Starts listening on ctx->socket_path (mode 0660). */
@@ -63,6 +67,17 @@ void api_reconcile(struct api_ctx *ctx, void (*cb)(struct api_ctx *ctx, void *us
 
 /* Networking upkeep for containers that stopped by themselves (every few seconds). */
 void api_net_watch(struct api_ctx *ctx);
+
+/* The scheduler (api-sched.c): reads the topology, the capacity file and the sensors. */
+int api_sched_init(struct api_ctx *ctx, struct kiva_error *reterr);
+void api_sched_free(struct api_ctx *ctx);
+/* Re-reads the capacity file (SIGHUP, POST /1.0/resources/capacity); on error the old stays. */
+int api_sched_reload(struct api_ctx *ctx, struct kiva_error *reterr);
+/* Rebuilds the allocation from the store and the running containers (at start, after the store
+ * replayed), writing back any drift. */
+void api_sched_rebuild(struct api_ctx *ctx);
+/* Releases the CPUs of instances that stopped by themselves (every few seconds). */
+void api_sched_watch(struct api_ctx *ctx);
 
 /* Frees every operation (shutdown). */
 void api_ops_free_all(struct api_ctx *ctx);

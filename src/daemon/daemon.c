@@ -30,7 +30,7 @@
 struct daemon {
 	const struct daemon_options *opts;
 	uv_loop_t loop;
-	uv_signal_t sigterm, sigint;
+	uv_signal_t sigterm, sigint, sighup;
 	uv_timer_t drain_timer;
 	uv_timer_t watch_timer; /* networking upkeep (api_net_watch) */
 	struct api_ctx ctx;
@@ -97,8 +97,20 @@ static void watch(uv_timer_t *t)
 {
 	struct daemon *d = t->data;
 
-	if (!d->stopping && d->ctx.store)
+	if (!d->stopping && d->ctx.store) {
 		api_net_watch(&d->ctx);
+		api_sched_watch(&d->ctx);
+	}
+}
+
+/* SIGHUP: re-read the capacity file; a bad one is logged and the old capacity stays. */
+static void on_sighup(uv_signal_t *s, int signum)
+{
+	struct daemon *d = s->data;
+	struct kiva_error err = {0};
+
+	if (d->ctx.sched && api_sched_reload(&d->ctx, &err) < 0)
+		log_error("Capacity not reloaded, the previous one stays: %s", err.msg);
 }
 
 static void reconciled(struct api_ctx *ctx, void *userdata)
@@ -165,6 +177,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	log_info("Received %s, shutting down (containers keep running)", strsignal(signum));
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
+	uv_close((uv_handle_t *)&d->sighup, NULL);
 	api_server_stop(&d->ctx);
 	uv_timer_stop(&d->watch_timer);
 	uv_close((uv_handle_t *)&d->watch_timer, NULL);
@@ -382,6 +395,7 @@ int daemon_purge(const struct daemon_options *opts)
 static int daemon_free(struct daemon *d, int exit_code)
 {
 	storage_pool_free(d->ctx.pool);
+	api_sched_free(&d->ctx);
 	json_decref(d->ctx.creating);
 	json_decref(d->ctx.busy);
 	free(d->ctx.nft_applied);
@@ -407,7 +421,7 @@ int daemon_run(const struct daemon_options *opts)
 	log_set_ident("kivad");
 	log_set_level(opts->debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 	signal(SIGPIPE, SIG_IGN); /* raft dies on SIGPIPE without this */
-	signal(SIGHUP, SIG_IGN);
+	signal(SIGHUP, SIG_IGN); /* until the loop handles it: a reload, not a hang-up */
 
 	d.lxcpath = strf("%s/containers", opts->state_dir);
 	d.logs_dir = strf("%s/logs", opts->state_dir);
@@ -492,6 +506,12 @@ int daemon_run(const struct daemon_options *opts)
 		fail_start(&d, "Failed to write the seccomp profile");
 		return daemon_free(&d, 1);
 	}
+	d.ctx.capacity_path = opts->capacity_path ? opts->capacity_path : "/etc/kiva/capacity.yaml";
+	d.ctx.sys_root = opts->sys_root ? opts->sys_root : "/";
+	if (api_sched_init(&d.ctx, &err) < 0) {
+		fail_start(&d, err.msg);
+		return daemon_free(&d, 1);
+	}
 	r = storage_pool_open(opts->state_dir, opts->storage_driver, opts->pool_size_bytes,
 			      &d.ctx.pool, &err);
 	if (r < 0) {
@@ -506,6 +526,9 @@ int daemon_run(const struct daemon_options *opts)
 	d.sigterm.data = d.sigint.data = &d;
 	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
+	uv_signal_init(&d.loop, &d.sighup);
+	d.sighup.data = &d;
+	uv_signal_start(&d.sighup, on_sighup, SIGHUP);
 	uv_timer_init(&d.loop, &d.drain_timer);
 	d.drain_timer.data = &d;
 	uv_timer_init(&d.loop, &d.watch_timer);

@@ -13,6 +13,8 @@ struct daemon_options {
 	const char *helper_path; /* NULL = search */
 	const char *log_file; /* NULL = stderr (or STATE/kivad.log with --daemon) */
 	const char *default_network; /* NULL: kivabr0 (default state dir) or kivabr<id>; "none" */
+	const char *capacity_path; /* capacity.yaml */
+	const char *sys_root; /* topology and sensors: <sys_root>/sys, <sys_root>/proc */
 	bool daemonize;
 	bool debug;
 };

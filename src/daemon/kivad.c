@@ -23,6 +23,10 @@ static void usage(FILE *f)
 	      "  --helper PATH         kiva-helper binary (default: next to kivad, then libexec)\n"
 	      "  --default-network N   the bridge created at the first start (default kivabr0, or\n"
 	      "                        kivabr<id> for another state dir); none: no default NIC\n"
+	      "  --capacity FILE       the capacity file (default /etc/kiva/capacity.yaml; missing:\n"
+	      "                        the hardware, target 1.0); SIGHUP re-reads it\n"
+	      "  --sys-root DIR        read the topology and sensors from DIR/sys and DIR/proc\n"
+	      "                        (default /; a fake tree for tests and demos)\n"
 	      "  --daemon              run in the background once ready; log to STATE/kivad.log\n"
 	      "  --log-file PATH       log there instead of stderr\n"
 	      "  --debug               debug logging\n"
@@ -46,6 +50,8 @@ int main(int argc, char **argv)
 		{"debug", no_argument, NULL, 'D'},
 		{"default-network", required_argument, NULL, 'n'},
 		{"purge", no_argument, NULL, 'P'},
+		{"capacity", required_argument, NULL, 'c'},
+		{"sys-root", required_argument, NULL, 'R'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -54,6 +60,8 @@ int main(int argc, char **argv)
 		.state_dir = "/var/lib/kiva",
 		.socket_path = "/run/kiva/unix.socket",
 		.raft_address = "127.0.0.1:8444",
+		.capacity_path = "/etc/kiva/capacity.yaml",
+		.sys_root = "/",
 	};
 	bool purge = false;
 	int c;
@@ -68,6 +76,12 @@ int main(int argc, char **argv)
 			break;
 		case 'r':
 			opts.raft_address = optarg;
+			break;
+		case 'c':
+			opts.capacity_path = optarg;
+			break;
+		case 'R':
+			opts.sys_root = optarg;
 			break;
 		case 'b':
 			opts.storage_driver = optarg;

@@ -8,7 +8,7 @@
 #include "basic-string.h"
 #include "proto-config.h"
 
-enum key_kind { KEY_BOOL, KEY_STRING, KEY_MEMORY, KEY_CPU, KEY_POSINT };
+enum key_kind { KEY_BOOL, KEY_STRING, KEY_MEMORY, KEY_CPU, KEY_POSINT, KEY_NODES };
 
 int proto_bool_parse(const char *s, bool *ret)
 {
@@ -31,7 +31,8 @@ static const struct {
 } known_keys[] = {
 	{"limits.memory", KEY_MEMORY},	  {"limits.cpu", KEY_CPU},
 	{"limits.processes", KEY_POSINT}, {"boot.autostart", KEY_BOOL},
-	{"security.nesting", KEY_BOOL},
+	{"security.nesting", KEY_BOOL},	  {"limits.cpu.nodes", KEY_NODES},
+	{"limits.cpu.reserve", KEY_BOOL}, {"security.sensitive", KEY_BOOL},
 };
 
 /* Namespaced keys whose suffix is free-form. */
@@ -131,7 +132,9 @@ static int validate_cpu(const char *key, const char *value, const struct proto_h
 			return kiva_error_set(reterr, -EINVAL,
 					      "Invalid value for %s '%s': must be at least 1", key,
 					      value);
-		if (r == -ERANGE || (uint64_t)n > ncpus)
+		/* a count above the host's CPUs is admission control's to refuse, with the
+		 * capacity numbers; only what no bitmap holds is invalid here */
+		if (r == -ERANGE || (uint64_t)n > PROTO_CPU_MAX)
 			return kiva_error_set(
 				reterr, -EINVAL,
 				"Invalid value for %s '%s': needs %s CPUs, host has %u", key, value,
@@ -192,17 +195,22 @@ int proto_config_validate_key(const char *key, const char *value, const struct p
 					reterr, -EINVAL,
 					"Invalid value for %s '%s': must be at least 4MiB", key,
 					value);
-			if (host && host->memory_bytes && bytes > host->memory_bytes) {
-				char buf[32];
-
-				return kiva_error_set(
-					reterr, -EINVAL,
-					"Invalid value for %s '%s': host has %s of memory", key,
-					value, format_bytes(host->memory_bytes, buf));
-			}
+			/* more than the host has is admission control's to refuse */
 			return 0;
 		case KEY_CPU:
 			return validate_cpu(key, value, host, reterr);
+		case KEY_NODES: {
+			uint64_t nodes[1];
+			unsigned count;
+
+			if (proto_cpuset_parse(value, nodes, 64, &count) < 0)
+				return kiva_error_set(
+					reterr, -EINVAL,
+					"Invalid value for %s '%s': expected NUMA node ids (\"0\" or "
+					"\"0-1\")",
+					key, value);
+			return 0;
+		}
 		case KEY_POSINT:
 			if (parse_int64(value, 1, INT64_MAX, &n) < 0)
 				return kiva_error_set(

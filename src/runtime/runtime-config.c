@@ -169,7 +169,8 @@ static int spec_validate(const struct runtime_host *host, const struct runtime_s
 		return -EINVAL;
 	if (spec->seccomp_profile && !path_is_safe(spec->seccomp_profile))
 		return -EINVAL;
-	if (spec->cpuset && !cpuset_is_safe(spec->cpuset))
+	if ((spec->cpuset && !cpuset_is_safe(spec->cpuset)) ||
+	    (spec->cpuset_mems && !cpuset_is_safe(spec->cpuset_mems)))
 		return -EINVAL;
 	if (spec->processes < 0)
 		return -EINVAL;
@@ -192,6 +193,8 @@ static void render_limits_v1(FILE *f, const struct runtime_spec *spec)
 		fprintf(f, "lxc.cgroup.memory.limit_in_bytes = %" PRIu64 "\n", spec->memory_bytes);
 	if (spec->cpuset)
 		fprintf(f, "lxc.cgroup.cpuset.cpus = %s\n", spec->cpuset);
+	if (spec->cpuset_mems)
+		fprintf(f, "lxc.cgroup.cpuset.mems = %s\n", spec->cpuset_mems);
 	if (spec->cpu_count > 0) {
 		fprintf(f, "lxc.cgroup.cpu.cfs_period_us = %llu\n", RUNTIME_CPU_PERIOD_USEC);
 		fprintf(f, "lxc.cgroup.cpu.cfs_quota_us = %llu\n",
@@ -210,6 +213,8 @@ static void render_limits_v2(FILE *f, const struct runtime_spec *spec)
 		fprintf(f, "lxc.cgroup2.memory.max = %" PRIu64 "\n", spec->memory_bytes);
 	if (spec->cpuset)
 		fprintf(f, "lxc.cgroup2.cpuset.cpus = %s\n", spec->cpuset);
+	if (spec->cpuset_mems)
+		fprintf(f, "lxc.cgroup2.cpuset.mems = %s\n", spec->cpuset_mems);
 	if (spec->cpu_count > 0)
 		fprintf(f, "lxc.cgroup2.cpu.max = %llu %llu\n",
 			RUNTIME_CPU_PERIOD_USEC * spec->cpu_count, RUNTIME_CPU_PERIOD_USEC);

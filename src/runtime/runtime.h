@@ -47,6 +47,7 @@ struct runtime_spec {
 	const char *log_path; /* liblxc log file, may be NULL */
 	uint64_t memory_bytes; /* 0 = unlimited */
 	const char *cpuset; /* "0-1" or NULL = all */
+	const char *cpuset_mems; /* NUMA nodes of its memory, "0" or NULL = all */
 	unsigned cpu_count; /* 0 = unlimited; used for cpu shares/quota */
 	int64_t processes; /* 0 = unlimited */
 	bool privileged; /* false: user namespace with idmap below */

@@ -13,7 +13,7 @@
 
 #include "basic-error.h"
 #include "basic-macro.h"
-#include "sched.h"
+#include "kiva-sched.h"
 
 #define GIB ((double)(UINT64_C(1) << 30))
 #define MIN_U64(a, b) ((a) < (b) ? (a) : (b))

@@ -12,7 +12,7 @@
 #include "basic-error.h"
 #include "basic-fs.h"
 #include "basic-macro.h"
-#include "sched.h"
+#include "kiva-sched.h"
 
 #define GIB (UINT64_C(1) << 30)
 #define GB UINT64_C(1000000000)

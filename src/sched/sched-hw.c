@@ -19,7 +19,7 @@
 #include "basic-error.h"
 #include "basic-fs.h"
 #include "basic-macro.h"
-#include "sched.h"
+#include "kiva-sched.h"
 
 #define SYSFS_VALUE_MAX (64 * 1024)
 

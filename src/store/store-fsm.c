@@ -11,7 +11,8 @@
  *   {"op":"network.delete","name":N}
  *   {"op":"acl.put","acl":{...,"name":N}}             create or replace network ACL N
  *   {"op":"acl.delete","name":N}
- * The "networks" and "acls" sections appear with their first entry, so states written before
+ *   {"op":"config.put","config":{K:"V",...}}          replace the server config (string values)
+ * The "networks", "acls" and "config" sections appear with their first entry, so states written before
  * networking existed restore unchanged.
  * Anything else, or a malformed command, is refused and changes nothing (Raft §5.3: every node
  * applies the same entries in the same order, so refusal must be deterministic too). */
@@ -182,6 +183,20 @@ int store_fsm_apply(struct store_fsm *fsm, const char *buf, size_t len, char *er
 				    net ? "Network '%s' not found" : "Network ACL '%s' not found",
 				    name);
 		r = 0;
+	} else if (streq(op, "config.put")) {
+		json_t *config = json_object_get(cmd, "config");
+		const char *key;
+		json_t *v;
+
+		if (!json_is_object(config))
+			return fail(errbuf, errlen, -EINVAL, "command has no 'config' object");
+		json_object_foreach(config, key, v)
+			if (!json_is_string(v))
+				return fail(errbuf, errlen, -EINVAL,
+					    "config value of '%s' is not a string", key);
+		if (json_object_set_new(fsm->state, "config", json_deep_copy(config)) < 0)
+			return fail(errbuf, errlen, -ENOMEM, "out of memory");
+		r = 0;
 	} else {
 		return fail(errbuf, errlen, -EINVAL, "unknown command '%s'", op);
 	}
@@ -219,6 +234,11 @@ int store_fsm_restore(struct store_fsm *fsm, const char *buf, size_t len)
 	json_decref(fsm->state);
 	fsm->state = state;
 	return 0;
+}
+
+json_t *store_cmd_config_put(const json_t *config)
+{
+	return json_pack("{s:s,s:O}", "op", "config.put", "config", config);
 }
 
 json_t *store_cmd_instance_put(const json_t *instance)

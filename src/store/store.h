@@ -58,6 +58,7 @@ json_t *store_cmd_network_put(const json_t *network);
 json_t *store_cmd_network_delete(const char *name);
 json_t *store_cmd_acl_put(const json_t *acl);
 json_t *store_cmd_acl_delete(const char *name);
+json_t *store_cmd_config_put(const json_t *config); /* the server config (GET/PUT /1.0) */
 
 /* ---- the Raft-backed store (store-raft.c) ---- */
 

@@ -192,7 +192,8 @@ class Api:
 class Kivad:
     """One kivad with its own state dir, socket and raft port."""
 
-    def __init__(self, tag="it"):
+    def __init__(self, tag="it", extra_args=()):
+        self.extra_args = list(extra_args)
         self.dir = f"/var/tmp/kiva-{tag}-{secrets.token_hex(4)}"
         os.makedirs(self.dir)
         # Unprivileged containers need o+x on every parent of their rootfs.
@@ -207,7 +208,8 @@ class Kivad:
 
     def command(self):
         return [KIVAD, "--state-dir", self.dir, "--socket", self.socket,
-                "--raft-address", f"127.0.0.1:{self.port}", "--pool-size", "3GiB", "--daemon"]
+                "--raft-address", f"127.0.0.1:{self.port}", "--pool-size", "3GiB", "--daemon",
+                *self.extra_args]
 
     def start(self):
         r = subprocess.run(self.command(), capture_output=True, text=True, timeout=60)
@@ -338,8 +340,8 @@ def kivad_factory():
     """Dedicated kivads for tests that kill or restart the daemon; torn down afterwards."""
     made = []
 
-    def make(build_busybox=True):
-        d = Kivad("it")
+    def make(build_busybox=True, extra_args=()):
+        d = Kivad("it", extra_args)
         made.append(d)
         d.start()
         if build_busybox:

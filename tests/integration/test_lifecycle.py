@@ -72,7 +72,7 @@ def test_launch_list_exec_info(kivad, kiva, api, names):
     assert memory_limit(api, c) == 64_000_000
     cpus = cpuset_cpus(api, c)
     assert cpu_list_count(cpus) == 1, cpus
-    assert api.instance(c)["config"]["volatile.cpuset"] == cpus
+    assert api.state(c)["kiva"]["cpus"] == cpus
     assert api.state(c)["kiva"]["cpuset"] == cpus
 
 
@@ -203,7 +203,7 @@ def test_cpu_count_and_list(kiva, api, names):
     kiva("config", "set", c, "limits.cpu", str(ncpu))
     cpus = cpuset_cpus(api, c)
     assert cpu_list_count(cpus) == ncpu, cpus
-    assert api.instance(c)["config"]["volatile.cpuset"] == cpus
+    assert api.state(c)["kiva"]["cpus"] == cpus
     assert kiva("exec", c, "--", "nproc").stdout.strip() == str(ncpu)
 
     # A list (LXD: "0-0" is CPU 0, "0" would be a count) pins exactly those CPUs.

@@ -39,7 +39,9 @@
 	}
 
 #define UNPRIV .privileged = false, .idmap_base = 100000, .idmap_size = 65536
-#define LIMITS .memory_bytes = 67108864, .cpuset = "0-1", .cpu_count = 2, .processes = 100
+#define LIMITS                                                                                     \
+	.memory_bytes = 67108864, .cpuset = "0-1", .cpuset_mems = "0", .cpu_count = 2,             \
+	.processes = 100
 
 #define LINES(...) ((const char *const[]){__VA_ARGS__, NULL})
 
@@ -91,7 +93,7 @@ static const struct render_case render_cases[] = {
 			 UNPRIV},
 		.lines = LINES("lxc.idmap = u 0 100000 65536", "lxc.idmap = g 0 100000 65536",
 			       "lxc.cgroup.memory.limit_in_bytes = 67108864",
-			       "lxc.cgroup.cpuset.cpus = 0-1",
+			       "lxc.cgroup.cpuset.cpus = 0-1", "lxc.cgroup.cpuset.mems = 0",
 			       "lxc.cgroup.cpu.cfs_period_us = 100000",
 			       "lxc.cgroup.cpu.cfs_quota_us = 200000", "lxc.cgroup.pids.max = 100",
 			       "lxc.seccomp.profile = /var/lib/kiva/seccomp/default",
@@ -119,8 +121,8 @@ static const struct render_case render_cases[] = {
 		.host = V2,
 		.spec = {.name = "c1", .rootfs = ROOTFS, LIMITS, UNPRIV},
 		.lines = LINES("lxc.cgroup2.memory.max = 67108864", "lxc.cgroup2.cpuset.cpus = 0-1",
-			       "lxc.cgroup2.cpu.max = 200000 100000", "lxc.cgroup2.pids.max = 100",
-			       "lxc.cgroup2.devices.deny = a",
+			       "lxc.cgroup2.cpuset.mems = 0", "lxc.cgroup2.cpu.max = 200000 100000",
+			       "lxc.cgroup2.pids.max = 100", "lxc.cgroup2.devices.deny = a",
 			       "lxc.cgroup2.devices.allow = c 1:9 rwm",
 			       "lxc.idmap = g 0 100000 65536"),
 		.absent = LINES("lxc.cgroup.", "lxc.apparmor", "lxc.cap.drop", "lxc.log",
@@ -224,6 +226,9 @@ static const struct invalid_case invalid_cases[] = {
 	 V1,
 	 {.name = "c1", .rootfs = ROOTFS, .cpuset = "0\nlxc.x = 1", UNPRIV}},
 	{"cpuset with letters", V2, {.name = "c1", .rootfs = ROOTFS, .cpuset = "all", UNPRIV}},
+	{"newline in cpuset.mems",
+	 V1,
+	 {.name = "c1", .rootfs = ROOTFS, .cpuset_mems = "0\nlxc.x = 1", UNPRIV}},
 	{"negative processes", V1, {.name = "c1", .rootfs = ROOTFS, .processes = -1, UNPRIV}},
 	{"unprivileged, idmap size 0",
 	 V1,

@@ -14,7 +14,7 @@
 
 #include "basic-error.h"
 #include "basic-macro.h"
-#include "sched.h"
+#include "kiva-sched.h"
 
 #define GIB (UINT64_C(1) << 30)
 

@@ -18,7 +18,7 @@
 #include "basic-error.h"
 #include "basic-fs.h"
 #include "basic-macro.h"
-#include "sched.h"
+#include "kiva-sched.h"
 
 #define AVAIL "conservative ondemand userspace powersave performance schedutil"
 

@@ -229,6 +229,11 @@ static const struct step steps[] = {
 	 "{\"op\":\"network.delete\",\"name\":\"br9\"}", -ENOENT, "Network 'br9' not found", NULL},
 	{"delete an ACL that never existed", OP_RAW, "{\"op\":\"acl.delete\",\"name\":\"a\"}",
 	 -ENOENT, "Network ACL 'a' not found", NULL},
+	{"config without object", OP_RAW, "{\"op\":\"config.put\",\"config\":[]}", -EINVAL,
+	 "command has no 'config' object", NULL},
+	{"config with a number", OP_RAW,
+	 "{\"op\":\"config.put\",\"config\":{\"host.cpu.governor\":1}}", -EINVAL,
+	 "config value of 'host.cpu.governor' is not a string", NULL},
 	{"network without name", OP_RAW, "{\"op\":\"network.put\",\"network\":{}}", -EINVAL,
 	 "command object has no 'name'", NULL},
 	{"create over an existing instance", OP_RAW,
@@ -248,6 +253,14 @@ static const struct step steps[] = {
 	{"final delete", OP_INSTANCE_DELETE, "web-2", 0, NULL,
 	 "{\"instances\":{},\"images\":{\"bbb\":{\"fingerprint\":\"bbb\",\"size\":22}},"
 	 "\"aliases\":{}}"},
+	/* the server config appears with its first put and is replaced as a whole */
+	{"config put", OP_RAW,
+	 "{\"op\":\"config.put\",\"config\":{\"host.cpu.governor\":\"performance\"}}", 0, NULL,
+	 "{\"instances\":{},\"images\":{\"bbb\":{\"fingerprint\":\"bbb\",\"size\":22}},"
+	 "\"aliases\":{},\"config\":{\"host.cpu.governor\":\"performance\"}}"},
+	{"config replaced", OP_RAW, "{\"op\":\"config.put\",\"config\":{}}", 0, NULL,
+	 "{\"instances\":{},\"images\":{\"bbb\":{\"fingerprint\":\"bbb\",\"size\":22}},"
+	 "\"aliases\":{},\"config\":{}}"},
 };
 
 static json_t *build_step(const struct step *s)
