@@ -43,6 +43,8 @@ struct api_sched {
 
 #define HW_REFRESH_USEC (2 * 1000 * 1000)
 
+static void load_governors(struct api_ctx *ctx);
+
 static const char *sys_root(const struct api_ctx *ctx)
 {
 	return ctx->sys_root && *ctx->sys_root ? ctx->sys_root : "/";
@@ -95,10 +97,14 @@ int api_sched_init(struct api_ctx *ctx, struct kiva_error *reterr)
 		return r;
 	snprintf(s->cap_source, sizeof(s->cap_source), "%s",
 		 access(ctx->capacity_path, F_OK) == 0 ? ctx->capacity_path : "hardware");
+	/* CPU lists are checked against the CPUs the scheduler sees (--sys-root) */
+	ctx->proto_host.ncpus = s->topo->n_cpus;
+	ctx->proto_host.memory_bytes = s->topo->mem_bytes;
 	r = sched_model_new(s->topo, &s->cap, &s->model);
 	if (r < 0)
 		return kiva_error_set(reterr, r, "Out of memory");
 	(void)read_hw(ctx, true);
+	load_governors(ctx);
 	return 0;
 }
 
@@ -224,6 +230,38 @@ static uint32_t id_of(struct api_ctx *ctx, const char *name)
 	return (uint32_t)json_integer_value(json_object_get(ctx->sched->ids, name));
 }
 
+static const char *name_of(struct api_ctx *ctx, uint32_t id)
+{
+	const char *name;
+	json_t *v;
+
+	json_object_foreach(ctx->sched->ids, name, v)
+		if ((uint32_t)json_integer_value(v) == id)
+			return name;
+	return "?";
+}
+
+/* A refused CPU list that names another instance's CPU says so (the allocator checks the
+ * count first, and names owners by id; users know names). */
+static int explain(struct api_ctx *ctx, int r, const char *self, const struct sched_request *req,
+		   struct kiva_error *reterr)
+{
+	uint32_t self_id = id_of(ctx, self);
+
+	if (r >= 0 || req->mode != SCHED_CPU_LIST)
+		return r;
+	for (unsigned c = 0; c < SCHED_CPUS_MAX; c++) {
+		uint32_t owner =
+			sched_cpuset_has(&req->cpus, c) ? sched_cpu_owner(ctx->sched->model, c) : 0;
+
+		if (owner && owner != self_id)
+			return kiva_error_set(reterr, -EBUSY,
+					      "CPU %u is already dedicated to instance '%s'", c,
+					      name_of(ctx, owner));
+	}
+	return r;
+}
+
 /* Disk is committed by every instance, running or not (limits.disk). */
 static int admit_disk(struct api_ctx *ctx, const char *self, uint64_t bytes,
 		      struct kiva_error *reterr)
@@ -345,33 +383,89 @@ static int pin(struct api_ctx *ctx, const char *name, struct kiva_error *reterr)
 	return 0;
 }
 
-/* host.cpu.governor on the dedicated CPUs; CPUs no longer dedicated get their old one back. */
+/* STATE/cpu-governors: "CPU GOVERNOR" lines, the governor each CPU had before KIVA set
+ * host.cpu.governor on it, so a later kivad (after a crash too) can give it back. */
+static char *governors_path(struct api_ctx *ctx)
+{
+	return strf("%s/cpu-governors", ctx->state_dir);
+}
+
+static void save_governors(struct api_ctx *ctx)
+{
+	struct api_sched *s = ctx->sched;
+	cleanup_free char *path = governors_path(ctx);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	int r;
+
+	if (!f || !path) {
+		if (f)
+			fclose(f);
+		free(text);
+		return;
+	}
+	for (unsigned c = 0; c < SCHED_CPUS_MAX; c++)
+		if (s->saved_governor[c][0])
+			fprintf(f, "%u %s\n", c, s->saved_governor[c]);
+	fclose(f);
+	r = len ? write_file_atomic(path, text, len, 0644) : (unlink(path) < 0 ? 0 : 0);
+	if (r < 0)
+		log_warning("Failed to write %s: %s", path, strerror(-r));
+	free(text);
+}
+
+static void load_governors(struct api_ctx *ctx)
+{
+	struct api_sched *s = ctx->sched;
+	cleanup_free char *path = governors_path(ctx), *text = NULL;
+	char *save = NULL, *line;
+
+	if (!path || read_file(path, 1 << 20, &text, NULL) < 0 || !text)
+		return;
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char gov[SCHED_GOVERNOR_NAME_MAX];
+		unsigned c;
+
+		if (sscanf(line, "%u %31s", &c, gov) == 2 && c < SCHED_CPUS_MAX &&
+		    sched_governor_name_valid(gov))
+			snprintf(s->saved_governor[c], sizeof(s->saved_governor[c]), "%s", gov);
+	}
+}
+
+/* host.cpu.governor on the dedicated CPUs; every other CPU KIVA changed gets its own back. */
 static void apply_governor(struct api_ctx *ctx)
 {
 	struct api_sched *s = ctx->sched;
 	struct kiva_error err = {0};
+	bool changed = false;
 
-	if (!s->governor[0])
-		return;
-	for (unsigned c = 0; c < s->topo->n_cpus; c++) {
-		bool owned = sched_cpu_owner(s->model, c) != 0;
+	for (unsigned c = 0; c < SCHED_CPUS_MAX; c++) {
+		bool owned =
+			s->governor[0] && c < s->topo->n_cpus && sched_cpu_owner(s->model, c) != 0;
 		struct sched_cpuset one;
 
 		sched_cpuset_zero(&one);
 		sched_cpuset_add(&one, c);
 		if (owned && !s->saved_governor[c][0]) {
 			(void)read_hw(ctx, true);
+			if (sched_hw_set_governor(sys_root(ctx), &one, s->governor, &err) < 0) {
+				log_warning("host.cpu.governor: %s", err.msg);
+				continue;
+			}
 			snprintf(s->saved_governor[c], sizeof(s->saved_governor[c]), "%s",
 				 s->hw->cpufreq[c].governor);
-			if (sched_hw_set_governor(sys_root(ctx), &one, s->governor, &err) < 0)
-				log_warning("host.cpu.governor: %s", err.msg);
+			changed = true;
 		} else if (!owned && s->saved_governor[c][0]) {
 			if (sched_hw_set_governor(sys_root(ctx), &one, s->saved_governor[c], &err) <
 			    0)
 				log_warning("host.cpu.governor: restoring CPU %u: %s", c, err.msg);
 			s->saved_governor[c][0] = 0;
+			changed = true;
 		}
 	}
+	if (changed)
+		save_governors(ctx);
 }
 
 /* Writes the shared set to every running instance without dedicated CPUs (when the set changed,
@@ -420,7 +514,8 @@ int api_sched_check(struct api_ctx *ctx, const json_t *inst, struct kiva_error *
 		       disk_bytes_of(json_object_get(inst, "config")), reterr);
 	if (r < 0)
 		return r;
-	return sched_place(ctx->sched->model, &req, &pl, reterr);
+	return explain(ctx, sched_place(ctx->sched->model, &req, &pl, reterr),
+		       json_get_str(inst, "name", ""), &req, reterr);
 }
 
 int api_sched_claim(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr)
@@ -438,14 +533,14 @@ int api_sched_claim(struct api_ctx *ctx, const json_t *inst, struct kiva_error *
 		/* reserved while stopped: the config may have changed since */
 		r = sched_resize(s->model, id, &req, NULL, reterr);
 		if (r < 0)
-			return r;
+			return explain(ctx, r, name, &req, reterr);
 	} else {
 		id = s->next_id++;
 		if (s->next_id == 0)
 			s->next_id = 1;
 		r = sched_add(s->model, id, &req, NULL, reterr);
 		if (r < 0)
-			return r;
+			return explain(ctx, r, name, &req, reterr);
 		json_object_set_new(s->ids, name, json_integer(id));
 	}
 	/* the CPUs it takes leave the shared set before it starts on them */
@@ -506,11 +601,8 @@ int api_sched_update(struct api_ctx *ctx, const json_t *old_inst, const json_t *
 		/* placed from now on (a stopped instance asking to keep its CPUs) */
 		r = api_sched_claim(ctx, new_inst, reterr);
 	else if (id && !running && !config_bool(nc, "limits.cpu.reserve")) {
-		struct sched_placement pl;
-
-		r = sched_place(s->model, &req, &pl, reterr);
-		if (r < 0)
-			return r;
+		/* no longer reserved while stopped: it gives its CPUs back (the next start
+		 * is admitted then) */
 		(void)sched_remove(s->model, id);
 		json_object_del(s->ids, name);
 		sync_shared(ctx, false);
@@ -522,7 +614,7 @@ int api_sched_update(struct api_ctx *ctx, const json_t *old_inst, const json_t *
 		r = sched_place(s->model, &req, &pl, reterr);
 	}
 	if (r < 0)
-		return r;
+		return explain(ctx, r, name, &req, reterr);
 	if (!running)
 		return 0;
 	/* re-pin live: shared instances first leave the CPUs it gains */
@@ -553,8 +645,9 @@ void api_sched_watch(struct api_ctx *ctx)
 	}
 }
 
-/* A running instance keeps the CPUs it has when they still satisfy its request. */
-static bool adopt(struct api_ctx *ctx, const char *name, const struct sched_request *req,
+/* An instance keeps the CPUs it has (running: its cgroup; reserved while stopped: its liblxc
+ * config) when they still satisfy its request. */
+static bool adopt(struct api_ctx *ctx, const char *name, bool up, const struct sched_request *req,
 		  uint32_t id)
 {
 	struct api_sched *s = ctx->sched;
@@ -564,8 +657,24 @@ static bool adopt(struct api_ctx *ctx, const char *name, const struct sched_requ
 
 	if (req->mode == SCHED_CPU_NONE)
 		return false;
-	if (runtime_cgroup_get(ctx->lxcpath, name, "cpuset.cpus", &cur) < 0 || !cur)
-		return false;
+	if (up) {
+		if (runtime_cgroup_get(ctx->lxcpath, name, "cpuset.cpus", &cur) < 0 || !cur)
+			return false;
+	} else {
+		/* reserved while stopped: the CPUs its liblxc config was rendered with */
+		cleanup_free char *path = strf("%s/%s/config", ctx->lxcpath, name), *text = NULL;
+		const char *p = NULL;
+
+		if (!path || read_file(path, 1 << 20, &text, NULL) < 0 || !text)
+			return false;
+		p = strstr(text, "cpuset.cpus = ");
+		if (!p)
+			return false;
+		p += strlen("cpuset.cpus = ");
+		cur = strndup(p, strcspn(p, "\n"));
+		if (!cur)
+			return false;
+	}
 	trim(cur);
 	if (sched_cpuset_parse(cur, &set) < 0 || sched_cpuset_empty(&set))
 		return false;
@@ -620,7 +729,7 @@ void api_sched_rebuild(struct api_ctx *ctx)
 			log_warning("Scheduler: '%s': %s", name, err.msg);
 			continue;
 		}
-		if (up && adopt(ctx, name, &req, s->next_id)) {
+		if (adopt(ctx, name, up, &req, s->next_id)) {
 			json_object_set_new(s->ids, name, json_integer(s->next_id++));
 			continue;
 		}
@@ -642,6 +751,7 @@ void api_sched_rebuild(struct api_ctx *ctx)
 	}
 	sched_model_set_capacity(s->model, &s->cap);
 	api_server_config_apply(ctx); /* host.cpu.governor */
+	apply_governor(ctx); /* CPUs an earlier kivad changed that are no longer dedicated */
 	/* drift: every running instance gets what the model says */
 	json_object_foreach(s->ids, name, inst) {
 		struct kiva_error err = {0};
@@ -654,12 +764,20 @@ void api_sched_rebuild(struct api_ctx *ctx)
 
 /* ---- host.cpu.governor (server config) ---- */
 
+/* w is one of the blank-separated words of list */
+static bool word_in(const char *list, const char *w)
+{
+	size_t n = strlen(w);
+
+	for (const char *p = list; (p = strstr(p, w)); p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == 0 || p[n] == ' ' || p[n] == '\n'))
+			return true;
+	return false;
+}
+
 int api_sched_set_governor(struct api_ctx *ctx, const char *governor, struct kiva_error *reterr)
 {
 	struct api_sched *s = ctx->sched;
-	struct sched_cpuset all;
-	char old[SCHED_GOVERNOR_NAME_MAX];
-	int r;
 
 	if (!governor)
 		governor = "";
@@ -679,27 +797,15 @@ int api_sched_set_governor(struct api_ctx *ctx, const char *governor, struct kiv
 				"Can't set host.cpu.governor: this host has no CPU frequency scaling "
 				"(no %s/sys/devices/system/cpu/cpu*/cpufreq)",
 				streq(sys_root(ctx), "/") ? "" : sys_root(ctx));
-		if (!strstr(s->hw->governors_available, governor))
+		if (!word_in(s->hw->governors_available, governor))
 			return kiva_error_set(reterr, -EINVAL,
 					      "Invalid value for host.cpu.governor '%s': this host "
 					      "offers %s",
 					      governor, s->hw->governors_available);
 	}
-	snprintf(old, sizeof(old), "%s", s->governor);
-	/* give every changed CPU its old governor back, then apply the new one */
+	/* every changed CPU gets its own governor back, then the new one is applied */
 	s->governor[0] = 0;
-	for (unsigned c = 0; c < s->topo->n_cpus; c++) {
-		if (!s->saved_governor[c][0])
-			continue;
-		sched_cpuset_zero(&all);
-		sched_cpuset_add(&all, c);
-		r = sched_hw_set_governor(sys_root(ctx), &all, s->saved_governor[c], reterr);
-		if (r < 0) {
-			snprintf(s->governor, sizeof(s->governor), "%s", old);
-			return r;
-		}
-		s->saved_governor[c][0] = 0;
-	}
+	apply_governor(ctx);
 	snprintf(s->governor, sizeof(s->governor), "%s", governor);
 	apply_governor(ctx);
 	return 0;

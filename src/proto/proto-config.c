@@ -8,7 +8,7 @@
 #include "basic-string.h"
 #include "proto-config.h"
 
-enum key_kind { KEY_BOOL, KEY_STRING, KEY_MEMORY, KEY_CPU, KEY_POSINT, KEY_NODES };
+enum key_kind { KEY_BOOL, KEY_STRING, KEY_MEMORY, KEY_CPU, KEY_POSINT, KEY_NODES, KEY_SIZE };
 
 int proto_bool_parse(const char *s, bool *ret)
 {
@@ -33,6 +33,7 @@ static const struct {
 	{"limits.processes", KEY_POSINT}, {"boot.autostart", KEY_BOOL},
 	{"security.nesting", KEY_BOOL},	  {"limits.cpu.nodes", KEY_NODES},
 	{"limits.cpu.reserve", KEY_BOOL}, {"security.sensitive", KEY_BOOL},
+	{"limits.disk", KEY_SIZE},
 };
 
 /* Namespaced keys whose suffix is free-form. */
@@ -199,6 +200,13 @@ int proto_config_validate_key(const char *key, const char *value, const struct p
 			return 0;
 		case KEY_CPU:
 			return validate_cpu(key, value, host, reterr);
+		case KEY_SIZE:
+			if (parse_size_bytes(value, &bytes) < 0 || bytes == 0)
+				return kiva_error_set(
+					reterr, -EINVAL,
+					"Invalid value for %s '%s': expected a size such as \"10GB\"",
+					key, value);
+			return 0;
 		case KEY_NODES: {
 			uint64_t nodes[1];
 			unsigned count;
