@@ -1,8 +1,11 @@
 /* kiva config get|set|unset|show and kiva config device ...: an instance's configuration and its
- * devices (LXD's device model: NICs on managed networks). Every change reads the instance (GET,
- * with its ETag), changes the config or devices map and writes the whole instance back (PUT,
- * If-Match, background operation), so the server validates the result as one and applies it live
- * (limits; NIC hot-plug and unplug on a running instance). */
+ * devices (LXD's device model: NICs on managed networks), or, without an instance name, the
+ * server's configuration (host.cpu.governor). Every instance change reads the instance (GET, with
+ * its ETag), changes the config or devices map and writes the whole instance back (PUT, If-Match,
+ * background operation), so the server validates the result as one and applies it live (limits;
+ * NIC hot-plug and unplug on a running instance). A server change is one PATCH /1.0 of the keys
+ * given (null unsets), which the server checks and applies before recording. Which form the
+ * arguments are follows lxc's rules (set_targets_server). */
 #include <stdio.h>
 #include <string.h>
 
@@ -39,6 +42,113 @@ static json_t *instance_config(json_t *inst)
 	return config;
 }
 
+/* ---- server config (GET, PATCH /1.0) ------------------------------------------------------ */
+
+/* lxc config set's rule (lxc/config.go, cmdConfigSet.Run) for whether the arguments name the
+ * server's config rather than an instance's: all of them are KEY=VALUE pairs; or the first is a
+ * config key (it has a '.', which no instance name has: proto_instance_name_validate); or there
+ * are exactly two and neither has a '=' (KEY VALUE). Otherwise the first is the instance. */
+static bool set_targets_server(const struct cli_args *a)
+{
+	bool all_pairs = true, any_pair = false;
+
+	for (size_t i = 0; i < a->n_positional; i++) {
+		bool pair = strchr(a->positional[i], '=') != NULL;
+
+		all_pairs = all_pairs && pair;
+		any_pair = any_pair || pair;
+	}
+	if (all_pairs || strchr(a->positional[0], '.'))
+		return true;
+	return a->n_positional == 2 && !any_pair;
+}
+
+/* PATCH /1.0 {"config": config}: the server merges the keys, unsets those that are null or "",
+ * checks and applies them, then records them. */
+static int server_config_patch(struct cli_context *ctx, json_t *config)
+{
+	cleanup_json json_t *body = json_pack("{s:O}", "config", config);
+	struct cli_client *c;
+	int r;
+
+	if (!body)
+		return cli_oom(ctx);
+	r = cli_context_client(ctx, &c);
+	if (r < 0)
+		return r;
+	return cli_run(c, "PATCH", "/1.0", body, NULL, &ctx->error);
+}
+
+/* GET /1.0 into *ret_srv (new reference). */
+static int server_get(struct cli_context *ctx, json_t **ret_srv)
+{
+	return cli_object_get(ctx, "/1.0", "server", ret_srv, NULL);
+}
+
+static int server_config_get(struct cli_context *ctx, const char *key)
+{
+	cleanup_json json_t *srv = NULL;
+	const json_t *v;
+	int r;
+
+	r = server_get(ctx, &srv);
+	if (r < 0)
+		return r;
+	v = json_object_get(json_object_get(srv, "config"), key);
+	if (json_is_string(v))
+		puts(json_string_value(v));
+	else if (json_is_boolean(v))
+		puts(json_is_true(v) ? "true" : "false");
+	else if (json_is_integer(v))
+		printf("%lld\n", (long long)json_integer_value(v));
+	else
+		putchar('\n');
+	return 0;
+}
+
+static int server_config_set(struct cli_context *ctx, const struct cli_args *a)
+{
+	cleanup_json json_t *config = json_object();
+	int r;
+
+	if (!config)
+		return cli_oom(ctx);
+	r = cli_pairs_check(ctx, a, 0);
+	if (r < 0)
+		return r;
+	r = cli_pairs_apply(ctx, config, a, 0);
+	if (r < 0)
+		return r;
+	return server_config_patch(ctx, config);
+}
+
+static int server_config_unset(struct cli_context *ctx, const char *key)
+{
+	cleanup_json json_t *config = json_pack("{s:n}", key);
+
+	if (!config)
+		return cli_oom(ctx);
+	return server_config_patch(ctx, config);
+}
+
+static int server_config_show(struct cli_context *ctx)
+{
+	static const char *const keys[] = {"config", NULL};
+	cleanup_json json_t *srv = NULL;
+	int r;
+
+	r = server_get(ctx, &srv);
+	if (r < 0)
+		return r;
+	if (!json_is_object(json_object_get(srv, "config")) &&
+	    json_object_set_new(srv, "config", json_object()) < 0)
+		return cli_oom(ctx);
+	cli_yaml_print_keys(stdout, srv, keys);
+	return 0;
+}
+
+/* ---- instance config, or the server's without a name -------------------------------------- */
+
 static int cmd_get(struct cli_context *ctx, int argc, char **argv);
 static int cmd_set(struct cli_context *ctx, int argc, char **argv);
 static int cmd_unset(struct cli_context *ctx, int argc, char **argv);
@@ -47,59 +157,76 @@ static int cmd_show(struct cli_context *ctx, int argc, char **argv);
 static const struct cli_command sub_get = {
 	.name = "get",
 	.run = cmd_get,
-	.summary = "Print one config key of an instance",
-	.usage = "Usage: kiva config get NAME KEY [flags]\n"
+	.summary = "Print one config key of an instance or the server",
+	.usage = "Usage: kiva config get [NAME] KEY [flags]\n"
 		 "\n"
-		 "Print the value of KEY in instance NAME's config (an empty line when unset).\n"
+		 "Print the value of KEY in instance NAME's config, or without NAME in the\n"
+		 "server's config (an empty line when unset).\n"
 		 "\n"
 		 "Flags:\n"
-		 "  -e, --expanded   Read the expanded config (profiles applied)\n"
+		 "  -e, --expanded   Read the expanded config (profiles applied; instances only)\n"
 		 "\n"
 		 "Example:\n"
-		 "  kiva config get c1 limits.memory\n",
+		 "  kiva config get c1 limits.memory\n"
+		 "  kiva config get host.cpu.governor\n",
 };
 
 static const struct cli_command sub_set = {
 	.name = "set",
 	.run = cmd_set,
-	.summary = "Set config keys of an instance",
-	.usage = "Usage: kiva config set NAME KEY VALUE\n"
-		 "       kiva config set NAME KEY=VALUE...\n"
-		 "\n"
-		 "Set one or more keys in instance NAME's config. Limits apply to a running\n"
-		 "instance at once; the server checks the whole new config before applying any.\n"
-		 "\n"
-		 "Example:\n"
-		 "  kiva config set c1 limits.memory 128MB\n"
-		 "  kiva config set c1 limits.memory=128MB limits.cpu=0-1\n",
+	.summary = "Set config keys of an instance or the server",
+	.usage =
+		"Usage: kiva config set NAME KEY VALUE\n"
+		"       kiva config set NAME KEY=VALUE...\n"
+		"       kiva config set KEY VALUE\n"
+		"       kiva config set KEY=VALUE...\n"
+		"\n"
+		"Set one or more keys in instance NAME's config, or without NAME in the\n"
+		"server's config. Limits apply to a running instance at once; the server checks\n"
+		"the whole new config before applying any. Setting a server key to \"\" unsets it.\n"
+		"\n"
+		"As lxc, the arguments are the server's keys when they are all KEY=VALUE, when\n"
+		"the first one contains a '.' (instance names cannot), or when there are exactly\n"
+		"two without '='; otherwise the first one is the instance name.\n"
+		"\n"
+		"Server keys: host.cpu.governor (the cpufreq governor of dedicated CPUs).\n"
+		"\n"
+		"Example:\n"
+		"  kiva config set c1 limits.memory 128MB\n"
+		"  kiva config set c1 limits.memory=128MB limits.cpu=0-1\n"
+		"  kiva config set host.cpu.governor performance\n",
 };
 
 static const struct cli_command sub_unset = {
 	.name = "unset",
 	.run = cmd_unset,
-	.summary = "Remove a config key from an instance",
-	.usage = "Usage: kiva config unset NAME KEY\n"
+	.summary = "Remove a config key from an instance or the server",
+	.usage = "Usage: kiva config unset [NAME] KEY\n"
 		 "\n"
-		 "Remove KEY from instance NAME's config.\n"
+		 "Remove KEY from instance NAME's config, or without NAME from the server's.\n"
 		 "\n"
 		 "Example:\n"
-		 "  kiva config unset c1 limits.memory\n",
+		 "  kiva config unset c1 limits.memory\n"
+		 "  kiva config unset host.cpu.governor\n",
 };
 
 static const struct cli_command sub_show = {
 	.name = "show",
 	.run = cmd_show,
-	.summary = "Show an instance's configuration as YAML",
-	.usage = "Usage: kiva config show NAME [flags]\n"
+	.summary = "Show an instance's or the server's configuration as YAML",
+	.usage = "Usage: kiva config show [NAME] [flags]\n"
 		 "\n"
 		 "Print instance NAME's architecture, config, devices, ephemeral flag, profiles\n"
-		 "and description as YAML, like lxc config show.\n"
+		 "and description as YAML, like lxc config show; without NAME, the server's\n"
+		 "config.\n"
 		 "\n"
 		 "Flags:\n"
-		 "  -e, --expanded   Show the expanded config and devices (profiles applied)\n"
+		 "  -e, --expanded   Show the expanded config and devices (profiles applied;\n"
+		 "                   instances only)\n"
 		 "\n"
 		 "Example:\n"
-		 "  kiva config show c1\n",
+		 "  kiva config show c1\n"
+		 "  kiva config show\n",
 };
 
 static int cmd_get(struct cli_context *ctx, int argc, char **argv)
@@ -108,7 +235,7 @@ static int cmd_get(struct cli_context *ctx, int argc, char **argv)
 	struct cli_parse spec = {
 		.cmd = &sub_get,
 		.options = options_expanded,
-		.min_args = 2,
+		.min_args = 1,
 		.max_args = 2,
 		.handle = handle_expanded,
 		.userdata = &expanded,
@@ -121,6 +248,11 @@ static int cmd_get(struct cli_context *ctx, int argc, char **argv)
 	r = cli_parse_args(ctx, &spec, argc, argv, &a);
 	if (r <= 0)
 		return r;
+	if (a.n_positional == 1) {
+		if (expanded)
+			return cli_usage_error(ctx, "--expanded cannot be used with a server");
+		return server_config_get(ctx, a.positional[0]);
+	}
 	r = cli_instance_get(ctx, a.positional[0], &inst, NULL);
 	if (r < 0)
 		return r;
@@ -153,7 +285,7 @@ static int cmd_set(struct cli_context *ctx, int argc, char **argv)
 {
 	struct cli_parse spec = {
 		.cmd = &sub_set,
-		.min_args = 2,
+		.min_args = 1,
 		.max_args = -1,
 	};
 	cleanup_args struct cli_args a = {0};
@@ -162,6 +294,11 @@ static int cmd_set(struct cli_context *ctx, int argc, char **argv)
 	r = cli_parse_args(ctx, &spec, argc, argv, &a);
 	if (r <= 0)
 		return r;
+	if (set_targets_server(&a))
+		return server_config_set(ctx, &a);
+	if (a.n_positional < 2)
+		return cli_usage_error(ctx, "Missing KEY VALUE or KEY=VALUE after instance %s",
+				       a.positional[0]);
 	r = cli_pairs_check(ctx, &a, 1);
 	if (r < 0)
 		return r;
@@ -187,7 +324,7 @@ static int cmd_unset(struct cli_context *ctx, int argc, char **argv)
 {
 	struct cli_parse spec = {
 		.cmd = &sub_unset,
-		.min_args = 2,
+		.min_args = 1,
 		.max_args = 2,
 	};
 	cleanup_args struct cli_args a = {0};
@@ -196,6 +333,8 @@ static int cmd_unset(struct cli_context *ctx, int argc, char **argv)
 	r = cli_parse_args(ctx, &spec, argc, argv, &a);
 	if (r <= 0)
 		return r;
+	if (a.n_positional == 1)
+		return server_config_unset(ctx, a.positional[0]);
 	return cli_instance_edit(ctx, a.positional[0], unset_edit, &a);
 }
 
@@ -207,7 +346,7 @@ static int cmd_show(struct cli_context *ctx, int argc, char **argv)
 	struct cli_parse spec = {
 		.cmd = &sub_show,
 		.options = options_expanded,
-		.min_args = 1,
+		.min_args = 0,
 		.max_args = 1,
 		.handle = handle_expanded,
 		.userdata = &expanded,
@@ -219,6 +358,11 @@ static int cmd_show(struct cli_context *ctx, int argc, char **argv)
 	r = cli_parse_args(ctx, &spec, argc, argv, &a);
 	if (r <= 0)
 		return r;
+	if (a.n_positional == 0) {
+		if (expanded)
+			return cli_usage_error(ctx, "--expanded cannot be used with a server");
+		return server_config_show(ctx);
+	}
 	r = cli_instance_get(ctx, a.positional[0], &inst, NULL);
 	if (r < 0)
 		return r;
@@ -633,18 +777,21 @@ static int cmd_config(struct cli_context *ctx, int argc, char **argv)
 const struct cli_command cli_command_config = {
 	.name = "config",
 	.run = cmd_config,
-	.summary = "Get, set, unset or show instance configuration and devices",
+	.summary = "Get, set, unset or show instance or server configuration and devices",
 	.usage = "Usage: kiva config COMMAND ...\n"
 		 "\n"
 		 "Commands:\n"
-		 "  get NAME KEY              Print one config key\n"
-		 "  set NAME KEY VALUE        Set config keys (also NAME KEY=VALUE...)\n"
-		 "  unset NAME KEY            Remove a config key\n"
-		 "  show NAME                 Show the instance's configuration as YAML\n"
+		 "  get [NAME] KEY            Print one config key\n"
+		 "  set [NAME] KEY VALUE      Set config keys (also [NAME] KEY=VALUE...)\n"
+		 "  unset [NAME] KEY          Remove a config key\n"
+		 "  show [NAME]               Show the configuration as YAML\n"
 		 "  device COMMAND ...        Add, remove, list, show, get, set, unset devices\n"
 		 "\n"
-		 "Run 'kiva config COMMAND --help' for a command's flags.\n"
+		 "With NAME the command works on instance NAME's config, without it on the\n"
+		 "server's (key host.cpu.governor). Run 'kiva config COMMAND --help' for a\n"
+		 "command's flags and how set tells the two apart.\n"
 		 "\n"
 		 "Example:\n"
-		 "  kiva config set c1 limits.memory=128MB && kiva config get c1 limits.memory\n",
+		 "  kiva config set c1 limits.memory=128MB && kiva config get c1 limits.memory\n"
+		 "  kiva config set host.cpu.governor performance\n",
 };
