@@ -178,8 +178,8 @@ def test_host_cpu_governor_on_dedicated_cpus(z600, zn):
     assert st == 400 and "turbo" in body["error"] and "performance" in body["error"], body
     assert all(governor(z600, c) == "ondemand" for c in range(24))
 
-    st, body = z600.api.patch("/1.0", {"config": {"host.cpu.governor": "performance"}})
-    assert st == 200, body
+    z600.kiva("config", "set", "host.cpu.governor", "performance")
+    assert z600.kiva("config", "get", "host.cpu.governor").stdout.strip() == "performance"
     assert {c for c in range(24) if governor(z600, c) == "performance"} == mine
     st, srv = z600.api.get("/1.0")
     assert srv["metadata"]["config"]["host.cpu.governor"] == "performance"
@@ -194,6 +194,6 @@ def test_host_cpu_governor_on_dedicated_cpus(z600, zn):
     z600.restart()
     assert cpu_list(z600.api.state(b)["kiva"]["cpus"]) == theirs, "reserved CPUs kept"
     assert {c for c in range(24) if governor(z600, c) == "performance"} == theirs
-    st, body = z600.api.patch("/1.0", {"config": {"host.cpu.governor": None}})
-    assert st == 200, body
+    z600.kiva("config", "unset", "host.cpu.governor")
     assert all(governor(z600, c) == "ondemand" for c in range(24))
+    assert not os.path.exists(os.path.join(z600.dir, "cpu-governors"))
