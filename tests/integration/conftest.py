@@ -323,16 +323,24 @@ class Kivad:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def kivad():
-    """The shared kivad, with the busybox image built."""
-    d = Kivad("it")
+def running_kivad(tag, setup=None):
+    """Generator for fixtures: a kivad with the busybox image built, torn down afterwards.
+    setup(d), when given, runs before the start (files in d.dir, d.extra_args)."""
+    d = Kivad(tag)
     try:
+        if setup:
+            setup(d)
         d.start()
         d.kiva("image", "build", "busybox")
         yield d
     finally:
         d.teardown()
+
+
+@pytest.fixture(scope="session")
+def kivad():
+    """The shared kivad, with the busybox image built."""
+    yield from running_kivad("it")
 
 
 @pytest.fixture
@@ -370,19 +378,25 @@ def unique_name(prefix="it"):
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
-@pytest.fixture
-def names(kivad):
-    """names() -> a fresh instance name, force-deleted after the test whatever happens."""
+def instance_names(d, default_prefix="it"):
+    """Generator for fixtures: new(prefix) -> a fresh instance name on kivad d, force-deleted
+    afterwards whatever happens."""
     made = []
 
-    def new(prefix="it"):
+    def new(prefix=default_prefix):
         name = unique_name(prefix)
         made.append(name)
         return name
 
     yield new
     for name in made:
-        kivad.force_delete(name)
+        d.force_delete(name)
+
+
+@pytest.fixture
+def names(kivad):
+    """names() -> a fresh instance name, force-deleted after the test whatever happens."""
+    yield from instance_names(kivad)
 
 
 # ---------------------------------------------------------------------------------------------

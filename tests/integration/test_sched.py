@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import Kivad, cgroup_path, unique_name, wait_until
+from conftest import Kivad, cgroup_path, instance_names, running_kivad, wait_until
 
 ONLINE = os.sched_getaffinity(0)
 NCPU = len(ONLINE)
@@ -37,31 +37,20 @@ def fmt(cpus):
 ALL = fmt(ONLINE)
 
 
-@pytest.fixture(scope="module")
-def sk():
-    d = Kivad("its")
+def _capacity_args(d):
     d.cap = os.path.join(d.dir, "capacity.yaml")
     d.extra_args = ["--capacity", d.cap, "--default-network", "none"]
-    try:
-        d.start()
-        d.kiva("image", "build", "busybox")
-        yield d
-    finally:
-        d.teardown()
+
+
+@pytest.fixture(scope="module")
+def sk():
+    yield from running_kivad("its", _capacity_args)
 
 
 @pytest.fixture
 def sn(sk):
     """Names of instances on sk, force-deleted afterwards; the capacity file removed."""
-    made = []
-
-    def new(prefix="sc"):
-        made.append(unique_name(prefix))
-        return made[-1]
-
-    yield new
-    for name in made:
-        sk.force_delete(name)
+    yield from instance_names(sk, "sc")
     if os.path.exists(sk.cap):
         os.unlink(sk.cap)
         sk.api.post("/1.0/resources/capacity")
@@ -111,7 +100,7 @@ def refused(r, *parts):
 
 
 def test_count_gets_dedicated_cpus_and_the_shared_set_follows(sk, sn):
-    s, a, b, c = sn(), sn(), sn(), sn()
+    s, a, c = sn(), sn(), sn()
     launch(sk, s)
     assert cpus_of(sk, s) == ONLINE
     assert placement(sk, s)["placement"] == "shared"

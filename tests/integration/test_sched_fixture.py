@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from conftest import Kivad, unique_name
+from conftest import instance_names, running_kivad
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "sched", "z600")
 NODE = [set(range(0, 6)) | set(range(12, 18)), set(range(6, 12)) | set(range(18, 24))]
@@ -25,9 +25,7 @@ def cpu_list(s):
     return out
 
 
-@pytest.fixture(scope="module")
-def z600():
-    d = Kivad("itz")
+def _z600_args(d):
     d.root = os.path.join(d.dir, "root")
     shutil.copytree(FIXTURE, d.root, symlinks=True)
     d.cap = os.path.join(d.dir, "capacity.yaml")
@@ -35,25 +33,16 @@ def z600():
         f.write("# the seed's keys\nz600_capacity:\n  cpu_total: 12\n  ram_total_gb: 48\n"
                 "  disk_total_gb: 100\n  target_utilization: 0.85\n")
     d.extra_args = ["--sys-root", d.root, "--capacity", d.cap, "--default-network", "none"]
-    try:
-        d.start()
-        d.kiva("image", "build", "busybox")
-        yield d
-    finally:
-        d.teardown()
+
+
+@pytest.fixture(scope="module")
+def z600():
+    yield from running_kivad("itz", _z600_args)
 
 
 @pytest.fixture
 def zn(z600):
-    made = []
-
-    def new(prefix="z"):
-        made.append(unique_name(prefix))
-        return made[-1]
-
-    yield new
-    for name in made:
-        z600.force_delete(name)
+    yield from instance_names(z600, "z")
     z600.api.patch("/1.0", {"config": {"host.cpu.governor": None}})
 
 
