@@ -637,6 +637,9 @@ void api_sched_watch(struct api_ctx *ctx)
 			continue;
 		if (is_up(runtime_state(ctx->lxcpath, name)))
 			continue;
+		if (store_instance(ctx->store, name) &&
+		    api_sched_reserves(store_instance(ctx->store, name)))
+			continue; /* reserved: holds its CPUs while stopped */
 		json_object_set_new(names, name, json_true());
 	}
 	json_object_foreach(names, name, v) {
