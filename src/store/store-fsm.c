@@ -12,6 +12,12 @@
  *   {"op":"acl.put","acl":{...,"name":N}}             create or replace network ACL N
  *   {"op":"acl.delete","name":N}
  *   {"op":"config.put","config":{K:"V",...}}          replace the server config (string values)
+ *   {"op":"snapshot.put","instance":N,"snapshot":{...,"name":S}}   N must exist and be "ready"
+ *   {"op":"snapshot.delete","instance":N,"name":S}
+ *   {"op":"snapshot.rename","instance":N,"name":S,"new_name":T}   T must not exist
+ * An instance's snapshots live in its record ("snapshots": {S: {...}}) and change only through
+ * the snapshot.* commands: instance.put/update keep the stored ones, so a config change that
+ * raced a snapshot cannot drop it (instance.create takes them as given: imports).
  * The "networks", "acls" and "config" sections appear with their first entry, so states written before
  * networking existed restore unchanged.
  * Anything else, or a malformed command, is refused and changes nothing (Raft §5.3: every node
@@ -75,6 +81,55 @@ static int fail(char *errbuf, size_t errlen, int code, const char *fmt, ...)
 	return code;
 }
 
+/* instance.put/update: the record as given, with the stored snapshots. */
+static int put_instance(json_t *sect, const json_t *obj, char *errbuf, size_t errlen)
+{
+	const char *key = json_get_str(obj, "name", NULL);
+	const json_t *cur = key ? json_object_get(sect, key) : NULL;
+	json_t *copy;
+
+	if (!json_is_object(obj) || !key || !*key)
+		return fail(errbuf, errlen, -EINVAL, "command object has no 'name'");
+	copy = json_deep_copy(obj);
+	if (!copy)
+		return fail(errbuf, errlen, -ENOMEM, "out of memory");
+	json_object_del(copy, "snapshots");
+	if (json_object_get(cur, "snapshots"))
+		json_object_set(copy, "snapshots", json_object_get(cur, "snapshots"));
+	if (json_object_set_new(sect, key, copy) < 0)
+		return fail(errbuf, errlen, -ENOMEM, "out of memory");
+	return 0;
+}
+
+/* The "snapshots" object of a ready instance, created when missing (create only when the
+ * command is going to succeed). */
+static json_t *instance_snapshots(struct store_fsm *fsm, const json_t *cmd, bool create,
+				  char *errbuf, size_t errlen, int *ret)
+{
+	const char *name = json_get_str(cmd, "instance", NULL);
+	json_t *inst = name ? json_object_get(section(fsm, "instances"), name) : NULL;
+	json_t *snaps;
+
+	if (!name) {
+		*ret = fail(errbuf, errlen, -EINVAL, "command has no 'instance'");
+		return NULL;
+	}
+	if (!inst || !streq(json_get_str(inst, "kiva_state", "ready"), "ready")) {
+		*ret = fail(errbuf, errlen, -ENOENT, "Instance '%s' not found", name);
+		return NULL;
+	}
+	snaps = json_object_get(inst, "snapshots");
+	if (!snaps && create) {
+		snaps = json_object();
+		if (!snaps || json_object_set_new(inst, "snapshots", snaps) < 0) {
+			*ret = fail(errbuf, errlen, -ENOMEM, "out of memory");
+			return NULL;
+		}
+	}
+	*ret = 0;
+	return snaps;
+}
+
 static int put_keyed(json_t *sect, const json_t *obj, const char *keyname, char *errbuf,
 		     size_t errlen)
 {
@@ -100,8 +155,8 @@ int store_fsm_apply(struct store_fsm *fsm, const char *buf, size_t len, char *er
 	op = json_get_str(cmd, "op", "");
 
 	if (streq(op, "instance.put")) {
-		r = put_keyed(section(fsm, "instances"), json_object_get(cmd, "instance"), "name",
-			      errbuf, errlen);
+		r = put_instance(section(fsm, "instances"), json_object_get(cmd, "instance"),
+				 errbuf, errlen);
 	} else if (streq(op, "instance.create")) {
 		const json_t *inst = json_object_get(cmd, "instance");
 
@@ -119,7 +174,7 @@ int store_fsm_apply(struct store_fsm *fsm, const char *buf, size_t len, char *er
 		cur = json_object_get(section(fsm, "instances"), name);
 		if (!cur || !streq(json_get_str(cur, "kiva_state", "ready"), "ready"))
 			return fail(errbuf, errlen, -ENOENT, "Instance '%s' not found", name);
-		r = put_keyed(section(fsm, "instances"), inst, "name", errbuf, errlen);
+		r = put_instance(section(fsm, "instances"), inst, errbuf, errlen);
 	} else if (streq(op, "instance.delete")) {
 		name = json_get_str(cmd, "name", NULL);
 		if (!name)
@@ -183,6 +238,46 @@ int store_fsm_apply(struct store_fsm *fsm, const char *buf, size_t len, char *er
 				    net ? "Network '%s' not found" : "Network ACL '%s' not found",
 				    name);
 		r = 0;
+	} else if (streq(op, "snapshot.put")) {
+		const json_t *snap = json_object_get(cmd, "snapshot");
+		const char *sname = json_get_str(snap, "name", NULL);
+		json_t *snaps;
+
+		if (!json_is_object(snap) || !sname || !*sname)
+			return fail(errbuf, errlen, -EINVAL, "command object has no 'name'");
+		if (!instance_snapshots(fsm, cmd, false, errbuf, errlen, &r) && r < 0)
+			return r;
+		snaps = instance_snapshots(fsm, cmd, true, errbuf, errlen, &r);
+		if (!snaps)
+			return r;
+		r = put_keyed(snaps, snap, "name", errbuf, errlen);
+	} else if (streq(op, "snapshot.delete") || streq(op, "snapshot.rename")) {
+		const char *to = json_get_str(cmd, "new_name", NULL);
+		json_t *snaps, *snap;
+
+		name = json_get_str(cmd, "name", NULL);
+		if (!name || (op[9] == 'r' && (!to || !*to)))
+			return fail(errbuf, errlen, -EINVAL, "command has no '%s'",
+				    name ? "new_name" : "name");
+		snaps = instance_snapshots(fsm, cmd, false, errbuf, errlen, &r);
+		if (r < 0)
+			return r;
+		snap = json_object_get(snaps, name);
+		if (!snap)
+			return fail(errbuf, errlen, -ENOENT, "Snapshot '%s' not found", name);
+		if (op[9] == 'r') {
+			json_t *moved;
+
+			if (json_object_get(snaps, to))
+				return fail(errbuf, errlen, -EEXIST, "Snapshot '%s' already exists",
+					    to);
+			moved = json_deep_copy(snap);
+			if (!moved || json_object_set_new(moved, "name", json_string(to)) < 0 ||
+			    json_object_set_new(snaps, to, moved) < 0)
+				return fail(errbuf, errlen, -ENOMEM, "out of memory");
+		}
+		json_object_del(snaps, name);
+		r = 0;
 	} else if (streq(op, "config.put")) {
 		json_t *config = json_object_get(cmd, "config");
 		const char *key;
@@ -234,6 +329,24 @@ int store_fsm_restore(struct store_fsm *fsm, const char *buf, size_t len)
 	json_decref(fsm->state);
 	fsm->state = state;
 	return 0;
+}
+
+json_t *store_cmd_snapshot_put(const char *instance, const json_t *snapshot)
+{
+	return json_pack("{s:s,s:s,s:O}", "op", "snapshot.put", "instance", instance, "snapshot",
+			 snapshot);
+}
+
+json_t *store_cmd_snapshot_delete(const char *instance, const char *name)
+{
+	return json_pack("{s:s,s:s,s:s}", "op", "snapshot.delete", "instance", instance, "name",
+			 name);
+}
+
+json_t *store_cmd_snapshot_rename(const char *instance, const char *name, const char *new_name)
+{
+	return json_pack("{s:s,s:s,s:s,s:s}", "op", "snapshot.rename", "instance", instance, "name",
+			 name, "new_name", new_name);
 }
 
 json_t *store_cmd_config_put(const json_t *config)

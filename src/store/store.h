@@ -59,6 +59,9 @@ json_t *store_cmd_network_delete(const char *name);
 json_t *store_cmd_acl_put(const json_t *acl);
 json_t *store_cmd_acl_delete(const char *name);
 json_t *store_cmd_config_put(const json_t *config); /* the server config (GET/PUT /1.0) */
+json_t *store_cmd_snapshot_put(const char *instance, const json_t *snapshot);
+json_t *store_cmd_snapshot_delete(const char *instance, const char *name);
+json_t *store_cmd_snapshot_rename(const char *instance, const char *name, const char *new_name);
 
 /* ---- the Raft-backed store (store-raft.c) ---- */
 

@@ -261,6 +261,48 @@ static const struct step steps[] = {
 	{"config replaced", OP_RAW, "{\"op\":\"config.put\",\"config\":{}}", 0, NULL,
 	 "{\"instances\":{},\"images\":{\"bbb\":{\"fingerprint\":\"bbb\",\"size\":22}},"
 	 "\"aliases\":{},\"config\":{}}"},
+
+	/* snapshots live in the instance record and change only through snapshot.* */
+	{"snapshot of a missing instance", OP_RAW,
+	 "{\"op\":\"snapshot.put\",\"instance\":\"s1\",\"snapshot\":{\"name\":\"a\"}}", -ENOENT,
+	 "Instance 's1' not found", NULL},
+	{"instance for snapshots", OP_RAW,
+	 "{\"op\":\"instance.create\",\"instance\":{\"name\":\"s1\",\"v\":1}}", 0, NULL, NULL},
+	{"snapshot without name", OP_RAW,
+	 "{\"op\":\"snapshot.put\",\"instance\":\"s1\",\"snapshot\":{}}", -EINVAL,
+	 "command object has no 'name'", NULL},
+	{"snapshot put", OP_RAW,
+	 "{\"op\":\"snapshot.put\",\"instance\":\"s1\",\"snapshot\":{\"name\":\"a\","
+	 "\"volume\":\"x1\"}}",
+	 0, NULL, NULL},
+	{"instance update keeps the snapshots", OP_RAW,
+	 "{\"op\":\"instance.update\",\"instance\":{\"name\":\"s1\",\"v\":2,"
+	 "\"snapshots\":{}}}",
+	 0, NULL,
+	 "{\"instances\":{\"s1\":{\"name\":\"s1\",\"v\":2,\"snapshots\":{\"a\":{\"name\":"
+	 "\"a\",\"volume\":\"x1\"}}}},\"images\":{\"bbb\":{\"fingerprint\":\"bbb\","
+	 "\"size\":22}},\"aliases\":{},\"config\":{}}"},
+	{"rename onto itself", OP_RAW,
+	 "{\"op\":\"snapshot.rename\",\"instance\":\"s1\",\"name\":\"a\",\"new_name\":"
+	 "\"a\"}",
+	 -EEXIST, "Snapshot 'a' already exists", NULL},
+	{"rename without new name", OP_RAW,
+	 "{\"op\":\"snapshot.rename\",\"instance\":\"s1\",\"name\":\"a\"}", -EINVAL,
+	 "command has no 'new_name'", NULL},
+	{"snapshot rename", OP_RAW,
+	 "{\"op\":\"snapshot.rename\",\"instance\":\"s1\",\"name\":\"a\",\"new_name\":"
+	 "\"b\"}",
+	 0, NULL,
+	 "{\"instances\":{\"s1\":{\"name\":\"s1\",\"v\":2,\"snapshots\":{\"b\":{\"name\":"
+	 "\"b\",\"volume\":\"x1\"}}}},\"images\":{\"bbb\":{\"fingerprint\":\"bbb\","
+	 "\"size\":22}},\"aliases\":{},\"config\":{}}"},
+	{"delete a missing snapshot", OP_RAW,
+	 "{\"op\":\"snapshot.delete\",\"instance\":\"s1\",\"name\":\"a\"}", -ENOENT,
+	 "Snapshot 'a' not found", NULL},
+	{"snapshot delete", OP_RAW,
+	 "{\"op\":\"snapshot.delete\",\"instance\":\"s1\",\"name\":\"b\"}", 0, NULL,
+	 "{\"instances\":{\"s1\":{\"name\":\"s1\",\"v\":2,\"snapshots\":{}}},\"images\":{"
+	 "\"bbb\":{\"fingerprint\":\"bbb\",\"size\":22}},\"aliases\":{},\"config\":{}}"},
 };
 
 static json_t *build_step(const struct step *s)
