@@ -2,17 +2,22 @@
  * state dir is already on btrfs, otherwise a btrfs file system in the sparse loop file
  * STATE_DIR/disks/default.img (as LXD does), attached with the loop ioctls (LOOP_CONFIGURE, or
  * LOOP_SET_FD + LOOP_SET_STATUS64 on older kernels) with LO_FLAGS_AUTOCLEAR, so unmounting the
- * pool also frees the loop device. Volumes are subvolumes; clones are writable snapshots
- * (BTRFS_IOC_SNAP_CREATE_V2, a few ms whatever the file count); deletes are
- * BTRFS_IOC_SNAP_DESTROY (the cleaner frees the extents asynchronously). No btrfs-progs library:
- * only <linux/btrfs.h>, and mkfs.btrfs run once. */
+ * pool also frees the loop device. Volumes are subvolumes; clones and snapshots are
+ * (read-only when asked) snapshots (BTRFS_IOC_SNAP_CREATE_V2, a few ms whatever the file count);
+ * deletes are BTRFS_IOC_SNAP_DESTROY (the cleaner frees the extents asynchronously). limits.disk
+ * is a qgroup limit; quotas are enabled on the first one only, as they slow snapshot deletion, and
+ * usage is read from the quota tree when they are on. No btrfs-progs library: only
+ * <linux/btrfs.h> and <linux/btrfs_tree.h>, and mkfs.btrfs run once. */
 #include <dirent.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/btrfs.h>
+#include <linux/btrfs_tree.h>
 #include <linux/loop.h>
 #include <linux/magic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -481,6 +486,27 @@ static int btrfs_volume_create(struct storage_pool *pool, const char *abs_path)
 	return 0;
 }
 
+/* Read-only flag of the subvolume whose root directory fd is. */
+static int subvol_get_ro(int fd, bool *ret_ro)
+{
+	uint64_t flags;
+
+	if (ioctl(fd, BTRFS_IOC_SUBVOL_GETFLAGS, &flags) < 0)
+		return -errno;
+	*ret_ro = flags & BTRFS_SUBVOL_RDONLY;
+	return 0;
+}
+
+static int subvol_set_ro(int fd, bool ro)
+{
+	uint64_t flags;
+
+	if (ioctl(fd, BTRFS_IOC_SUBVOL_GETFLAGS, &flags) < 0)
+		return -errno;
+	flags = ro ? flags | BTRFS_SUBVOL_RDONLY : flags & ~(uint64_t)BTRFS_SUBVOL_RDONLY;
+	return ioctl(fd, BTRFS_IOC_SUBVOL_SETFLAGS, &flags) < 0 ? -errno : 0;
+}
+
 static int snap_destroy(int dfd, const char *name)
 {
 	struct btrfs_ioctl_vol_args args = {0};
@@ -536,6 +562,7 @@ static int remove_children(int fd, bool only_subvols)
 static int remove_at(int dfd, const char *name)
 {
 	struct statx stx;
+	bool ro = false;
 	int fd, r;
 
 	if (statx(dfd, name, AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_INO, &stx) < 0)
@@ -550,10 +577,18 @@ static int remove_at(int dfd, const char *name)
 		r = snap_destroy(dfd, name);
 		if (r != -ENOTEMPTY)
 			return r;
-		/* It holds nested subvolumes: remove those first, then retry. */
+		/* It holds nested subvolumes: remove those first, then retry. A read-only one refuses
+		 * to unlink them (EROFS): it goes anyway, so make it writable first. */
 		fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			return -errno;
+		if (subvol_get_ro(fd, &ro) >= 0 && ro) {
+			r = subvol_set_ro(fd, false);
+			if (r < 0) {
+				close(fd);
+				return r;
+			}
+		}
 		r = remove_children(fd, true);
 		if (r < 0)
 			return r;
@@ -582,7 +617,10 @@ static int btrfs_volume_delete(struct storage_pool *pool, const char *abs_path)
 	return remove_at(dfd, name);
 }
 
-static int btrfs_volume_clone(struct storage_pool *pool, const char *abs_src, const char *abs_dst)
+/* Creates abs_dst as a snapshot of abs_src, read-only when asked. A snapshot of a read-only
+ * subvolume is writable unless asked otherwise (BTRFS_SUBVOL_RDONLY is not inherited). */
+static int btrfs_snapshot(struct storage_pool *pool, const char *abs_src, const char *abs_dst,
+			  bool readonly)
 {
 	struct btrfs_ioctl_vol_args_v2 args = {0};
 	cleanup_close int sfd = -EBADF, dfd = -EBADF;
@@ -610,17 +648,253 @@ static int btrfs_volume_clone(struct storage_pool *pool, const char *abs_src, co
 		if (r < 0)
 			return r;
 		r = storage_run(argv, &storage_op_error);
+		if (r >= 0 && readonly) {
+			cleanup_close int fd =
+				open(abs_dst, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			r = fd < 0 ? -errno : subvol_set_ro(fd, true);
+		}
 		if (r < 0)
 			(void)remove_at(dfd, name);
 		return r;
 	}
 
+	/* The kernel flushes the source's dirty data into the snapshot: a consistent copy. */
 	args.fd = sfd;
-	args.flags = 0; /* writable snapshot */
+	args.flags = readonly ? BTRFS_SUBVOL_RDONLY : 0;
 	strncpy(args.name, name, sizeof(args.name) - 1);
 	if (ioctl(dfd, BTRFS_IOC_SNAP_CREATE_V2, &args) < 0)
 		return -errno;
 	return 0;
+}
+
+static int btrfs_volume_clone(struct storage_pool *pool, const char *abs_src, const char *abs_dst)
+{
+	return btrfs_snapshot(pool, abs_src, abs_dst, false);
+}
+
+static int btrfs_volume_snapshot(struct storage_pool *pool, const char *abs_src,
+				 const char *abs_dst, bool readonly)
+{
+	return btrfs_snapshot(pool, abs_src, abs_dst, readonly);
+}
+
+static int btrfs_volume_rename(struct storage_pool *pool, const char *abs_src, const char *abs_dst)
+{
+	cleanup_close int fd = -EBADF;
+	struct stat st;
+	bool ro = false;
+	int r, k;
+
+	r = storage_rename_noreplace(abs_src, abs_dst);
+	if (r != -EROFS)
+		return r;
+	/* Moving a directory to another parent rewrites its "..", which the kernel refuses in a
+	 * read-only subvolume (btrfs_permission). Lift the flag for the move. */
+	fd = open(abs_src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_ino != BTRFS_SUBVOL_ROOT_INO)
+		return r;
+	if (subvol_get_ro(fd, &ro) < 0 || !ro)
+		return r;
+	r = subvol_set_ro(fd, false);
+	if (r < 0)
+		return kiva_error_set(&storage_op_error, r,
+				      "clearing the read-only flag for the move: %s", strerror(-r));
+	r = storage_rename_noreplace(abs_src, abs_dst);
+	k = subvol_set_ro(fd, true); /* fd follows the subvolume wherever it is now */
+	if (r < 0)
+		return r;
+	if (k < 0) {
+		/* Do not leave a writable snapshot behind: undo the move. */
+		(void)storage_rename_noreplace(abs_dst, abs_src);
+		(void)subvol_set_ro(fd, true);
+		return kiva_error_set(&storage_op_error, k,
+				      "setting the read-only flag again after the move: %s",
+				      strerror(-k));
+	}
+	return 0;
+}
+
+/* Copies the item with exactly this key out of a btrfs tree (BTRFS_IOC_TREE_SEARCH, root only).
+ * buf is zeroed first; the item must hold at least min_len bytes. -ENOENT when the tree (e.g.
+ * the quota tree with quotas off) or the item does not exist. */
+static int tree_item(int fd, uint64_t tree_id, uint64_t objectid, uint8_t type, uint64_t offset,
+		     void *buf, size_t len, size_t min_len)
+{
+	struct btrfs_ioctl_search_args args = {0};
+	struct btrfs_ioctl_search_header sh;
+
+	args.key.tree_id = tree_id;
+	args.key.min_objectid = args.key.max_objectid = objectid;
+	args.key.min_type = args.key.max_type = type;
+	args.key.min_offset = args.key.max_offset = offset;
+	args.key.max_transid = UINT64_MAX;
+	args.key.nr_items = 1;
+	if (ioctl(fd, BTRFS_IOC_TREE_SEARCH, &args) < 0)
+		return -errno;
+	if (args.key.nr_items < 1)
+		return -ENOENT;
+	memcpy(&sh, args.buf, sizeof(sh));
+	if (sh.objectid != objectid || sh.type != type || sh.offset != offset)
+		return -ENOENT;
+	if (sh.len < min_len || sizeof(sh) + sh.len > sizeof(args.buf))
+		return -EIO;
+	memset(buf, 0, len);
+	memcpy(buf, args.buf + sizeof(sh), sh.len < len ? sh.len : len);
+	return 0;
+}
+
+/* BTRFS_QGROUP_STATUS_FLAG_* of the pool as of the last commit; -ENOENT when quotas are off. */
+static int quota_flags(int fd, uint64_t *ret_flags)
+{
+	struct btrfs_qgroup_status_item st;
+	int r;
+
+	r = tree_item(fd, BTRFS_QUOTA_TREE_OBJECTID, 0, BTRFS_QGROUP_STATUS_KEY, 0, &st, sizeof(st),
+		      offsetof(struct btrfs_qgroup_status_item, rescan));
+	if (r < 0)
+		return r;
+	*ret_flags = le64toh(st.flags);
+	return 0;
+}
+
+/* Id of the subvolume fd is in (its level-0 qgroup is 0/<id>). */
+static int subvol_id(int fd, uint64_t *ret_id)
+{
+	struct btrfs_ioctl_ino_lookup_args args = {.objectid = BTRFS_FIRST_FREE_OBJECTID};
+
+	if (ioctl(fd, BTRFS_IOC_INO_LOOKUP, &args) < 0)
+		return -errno;
+	*ret_id = args.treeid;
+	return 0;
+}
+
+/* Reads qgroup 0/<subvolume of fd> when quotas are on and consistent; -ENOENT otherwise (then
+ * the caller walks). Forces a commit first: qgroup numbers are updated at transaction commit. */
+static int qgroup_usage(int fd, uint64_t *ret_referenced, uint64_t *ret_exclusive)
+{
+	struct btrfs_qgroup_info_item info;
+	uint64_t flags, id;
+	int r;
+
+	/* Off (no quota tree) or unreadable (EPERM without CAP_SYS_ADMIN): the caller walks. */
+	if (quota_flags(fd, &flags) < 0 || !(flags & BTRFS_QGROUP_STATUS_FLAG_ON))
+		return -ENOENT;
+	(void)ioctl(fd, BTRFS_IOC_QUOTA_RESCAN_WAIT); /* at once when none runs */
+	if (ioctl(fd, BTRFS_IOC_SYNC) < 0)
+		return -errno;
+	r = quota_flags(fd, &flags);
+	if (r < 0)
+		return r;
+	if (flags & BTRFS_QGROUP_STATUS_FLAG_INCONSISTENT) {
+		/* e.g. after a big subvolume was dropped: recount in the background, so the next
+		 * call has numbers again; EINPROGRESS when one already runs. */
+		struct btrfs_ioctl_quota_rescan_args rescan = {0};
+
+		(void)ioctl(fd, BTRFS_IOC_QUOTA_RESCAN, &rescan);
+		return -ENOENT;
+	}
+	r = subvol_id(fd, &id);
+	if (r < 0)
+		return r;
+	r = tree_item(fd, BTRFS_QUOTA_TREE_OBJECTID, 0, BTRFS_QGROUP_INFO_KEY, id, &info,
+		      sizeof(info), sizeof(info));
+	if (r < 0)
+		return r;
+	*ret_referenced = le64toh(info.rfer);
+	*ret_exclusive = le64toh(info.excl);
+	return 0;
+}
+
+static int btrfs_volume_usage(struct storage_pool *pool, const char *abs_path,
+			      uint64_t *ret_referenced, uint64_t *ret_exclusive)
+{
+	cleanup_close int fd = -EBADF;
+	uint64_t bytes;
+	struct stat st;
+	int r;
+
+	fd = open(abs_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_ino == BTRFS_SUBVOL_ROOT_INO) {
+		r = qgroup_usage(fd, ret_referenced, ret_exclusive);
+		if (r != -ENOENT)
+			return r;
+	}
+	r = storage_tree_usage(abs_path, &bytes);
+	if (r < 0)
+		return r;
+	*ret_referenced = bytes;
+	*ret_exclusive = bytes;
+	return 0;
+}
+
+/* Enables quotas on the pool unless they are on, and waits for the initial rescan, after which
+ * every subvolume has its qgroup with exact numbers. */
+static int quota_enable(int fd)
+{
+	struct btrfs_ioctl_quota_ctl_args ctl = {.cmd = BTRFS_QUOTA_CTL_ENABLE};
+	uint64_t flags;
+	int r;
+
+	r = quota_flags(fd, &flags);
+	if (r >= 0 && (flags & BTRFS_QGROUP_STATUS_FLAG_ON))
+		return 0;
+	if (r < 0 && r != -ENOENT)
+		return kiva_error_set(&storage_op_error, r, "reading the quota status: %s",
+				      strerror(-r));
+	if (ioctl(fd, BTRFS_IOC_QUOTA_CTL, &ctl) < 0)
+		return kiva_error_set(&storage_op_error, -errno, "enabling quotas on the pool: %m");
+	if (ioctl(fd, BTRFS_IOC_QUOTA_RESCAN_WAIT) < 0)
+		return kiva_error_set(&storage_op_error, -errno,
+				      "waiting for the quota rescan: %m");
+	return 0;
+}
+
+static int btrfs_volume_set_limit(struct storage_pool *pool, const char *abs_path, uint64_t bytes)
+{
+	struct btrfs_ioctl_qgroup_limit_args args = {0};
+	cleanup_close int fd = -EBADF;
+	uint64_t id, flags;
+	struct stat st;
+	int r;
+
+	fd = open(abs_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_ino != BTRFS_SUBVOL_ROOT_INO)
+		return kiva_error_set(&storage_op_error, -EOPNOTSUPP,
+				      "not a btrfs subvolume (a plain directory)");
+	r = subvol_id(fd, &id);
+	if (r < 0)
+		return r;
+	if (bytes == 0) {
+		r = quota_flags(fd, &flags);
+		if (r == -ENOENT || (r >= 0 && !(flags & BTRFS_QGROUP_STATUS_FLAG_ON)))
+			return 0; /* quotas off: nothing limits it; keep them off */
+	} else {
+		r = quota_enable(fd);
+		if (r < 0)
+			return r;
+	}
+
+	args.qgroupid = id; /* level 0: 0/<subvolid> */
+	args.lim.flags = BTRFS_QGROUP_LIMIT_MAX_RFER;
+	args.lim.max_rfer = bytes > 0 ? bytes : UINT64_MAX; /* (u64)-1 clears the limit */
+	if (ioctl(fd, BTRFS_IOC_QGROUP_LIMIT, &args) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -errno;
+	/* A subvolume made while quotas were being enabled may lack its qgroup. */
+	struct btrfs_ioctl_qgroup_create_args create = {.create = 1, .qgroupid = id};
+	if (ioctl(fd, BTRFS_IOC_QGROUP_CREATE, &create) < 0 && errno != EEXIST)
+		return -errno;
+	return ioctl(fd, BTRFS_IOC_QGROUP_LIMIT, &args) < 0 ? -errno : 0;
 }
 
 const struct storage_ops storage_btrfs_ops = {
@@ -628,4 +902,8 @@ const struct storage_ops storage_btrfs_ops = {
 	.volume_create = btrfs_volume_create,
 	.volume_clone = btrfs_volume_clone,
 	.volume_delete = btrfs_volume_delete,
+	.volume_snapshot = btrfs_volume_snapshot,
+	.volume_rename = btrfs_volume_rename,
+	.volume_usage = btrfs_volume_usage,
+	.volume_set_limit = btrfs_volume_set_limit,
 };

@@ -55,6 +55,16 @@ bool storage_btrfs_magic_ok(const void *buf, size_t len);
 int storage_mountinfo_find(const char *mountinfo, const char *mountpoint, char **ret_fstype,
 			   char **ret_source);
 
+/* Bytes the tree at abs_path (a directory) holds: the sum of st_blocks * 512 of its regular files,
+ * hard links counted once, symlinks not followed, other mounts not crossed (btrfs subvolumes,
+ * which have their own st_dev, are walked). One statx per entry. 0 or -errno. */
+int storage_tree_usage(const char *abs_path, uint64_t *ret_bytes);
+
+/* renameat2(RENAME_NOREPLACE): -EEXIST when abs_dst exists, -ENOENT when abs_src is missing. On a
+ * file system without RENAME_NOREPLACE, an lstat check and rename(2) (racy, but only kivad
+ * writes the pool). 0 or -errno. */
+int storage_rename_noreplace(const char *abs_src, const char *abs_dst);
+
 /* Finds an executable (e.g. "mkfs.btrfs") in $PATH, /usr/sbin, /sbin, /usr/bin, /bin.
  * Returns a malloc'd absolute path or NULL. */
 char *storage_find_program(const char *name);

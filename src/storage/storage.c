@@ -1,6 +1,7 @@
 /* Storage pools: driver selection, volume path validation and the dispatch of volume operations
- * to the backend ops (storage-btrfs.c, storage-dir.c), plus the small process runner the
- * backends use for mkfs.btrfs, modprobe and cp. */
+ * to the backend ops (storage-btrfs.c, storage-dir.c), plus what the backends share: the small
+ * process runner for mkfs.btrfs, modprobe and cp, the no-replace rename and the disk usage walk. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -123,8 +124,10 @@ int storage_volume_create(struct storage_pool *pool, const char *rel, struct kiv
 	return 0;
 }
 
-int storage_volume_clone(struct storage_pool *pool, const char *rel_src, const char *rel_dst,
-			 struct kiva_error *reterr)
+/* Checks and resolves rel_src and rel_dst for an op that makes rel_dst from rel_src: rel_src must
+ * be a directory, rel_dst must not exist; rel_dst's missing parents are created. */
+static int copy_prepare(struct storage_pool *pool, const char *rel_src, const char *rel_dst,
+			char **ret_src, char **ret_dst, struct kiva_error *reterr)
 {
 	cleanup_free char *src = NULL, *dst = NULL;
 	struct stat st;
@@ -151,12 +154,155 @@ int storage_volume_clone(struct storage_pool *pool, const char *rel_src, const c
 		return kiva_error_set(reterr, r,
 				      "Failed to create the parent of storage volume '%s': %s",
 				      rel_dst, strerror(-r));
+	*ret_src = TAKE_PTR(src);
+	*ret_dst = TAKE_PTR(dst);
+	return 0;
+}
+
+int storage_volume_clone(struct storage_pool *pool, const char *rel_src, const char *rel_dst,
+			 struct kiva_error *reterr)
+{
+	cleanup_free char *src = NULL, *dst = NULL;
+	int r;
+
+	r = copy_prepare(pool, rel_src, rel_dst, &src, &dst, reterr);
+	if (r < 0)
+		return r;
 	op_begin();
 	r = pool->ops->volume_clone(pool, src, dst);
+	if (r == -EEXIST)
+		return kiva_error_set(reterr, r, "Storage volume '%s' already exists", rel_dst);
 	if (r < 0)
 		return kiva_error_set(reterr, r,
 				      "Failed to copy storage volume '%s' to '%s' (%s): %s",
 				      rel_src, rel_dst, pool->ops->name, op_detail(r));
+	return 0;
+}
+
+int storage_volume_snapshot(struct storage_pool *pool, const char *rel_src, const char *rel_dst,
+			    bool readonly, struct kiva_error *reterr)
+{
+	cleanup_free char *src = NULL, *dst = NULL;
+	int r;
+
+	r = copy_prepare(pool, rel_src, rel_dst, &src, &dst, reterr);
+	if (r < 0)
+		return r;
+	op_begin();
+	r = pool->ops->volume_snapshot(pool, src, dst, readonly);
+	if (r == -EEXIST)
+		return kiva_error_set(reterr, r, "Storage volume '%s' already exists", rel_dst);
+	if (r < 0)
+		return kiva_error_set(reterr, r,
+				      "Failed to snapshot storage volume '%s' as '%s' (%s): %s",
+				      rel_src, rel_dst, pool->ops->name, op_detail(r));
+	return 0;
+}
+
+int storage_volume_rename(struct storage_pool *pool, const char *rel_src, const char *rel_dst,
+			  struct kiva_error *reterr)
+{
+	cleanup_free char *src = NULL, *dst = NULL;
+	size_t n;
+	int r;
+
+	/* Refused before copy_prepare would make rel_dst's parents inside rel_src. */
+	n = rel_src ? strlen(rel_src) : 0;
+	if (n > 0 && rel_dst && strncmp(rel_dst, rel_src, n) == 0 && rel_dst[n] == '/')
+		return kiva_error_set(
+			reterr, -EINVAL,
+			"Cannot move storage volume '%s' to '%s': a volume cannot be moved into itself",
+			rel_src, rel_dst);
+	r = copy_prepare(pool, rel_src, rel_dst, &src, &dst, reterr);
+	if (r < 0)
+		return r;
+	op_begin();
+	r = pool->ops->volume_rename(pool, src, dst);
+	switch (r) {
+	case 0:
+		return 0;
+	case -EEXIST:
+		return kiva_error_set(reterr, r, "Storage volume '%s' already exists", rel_dst);
+	case -ENOENT:
+		return kiva_error_set(reterr, r, "Storage volume '%s' does not exist", rel_src);
+	case -EINVAL:
+		return kiva_error_set(
+			reterr, r,
+			"Cannot move storage volume '%s' to '%s': a volume cannot be moved into itself",
+			rel_src, rel_dst);
+	default:
+		return kiva_error_set(reterr, r,
+				      "Failed to move storage volume '%s' to '%s' (%s): %s",
+				      rel_src, rel_dst, pool->ops->name, op_detail(r));
+	}
+}
+
+/* Checks and resolves rel, which must be an existing directory. */
+static int existing_prepare(struct storage_pool *pool, const char *rel, char **ret_path,
+			    struct kiva_error *reterr)
+{
+	cleanup_free char *path = NULL;
+	struct stat st;
+	int r;
+
+	r = storage_rel_path_check(rel, reterr);
+	if (r < 0)
+		return r;
+	path = storage_volume_path(pool, rel);
+	if (!path)
+		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
+	if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+		return kiva_error_set(reterr, -ENOENT, "Storage volume '%s' does not exist", rel);
+	*ret_path = TAKE_PTR(path);
+	return 0;
+}
+
+int storage_volume_usage(struct storage_pool *pool, const char *rel, uint64_t *ret_referenced,
+			 uint64_t *ret_exclusive, struct kiva_error *reterr)
+{
+	cleanup_free char *path = NULL;
+	uint64_t referenced = 0, exclusive = 0;
+	int r;
+
+	r = existing_prepare(pool, rel, &path, reterr);
+	if (r < 0)
+		return r;
+	op_begin();
+	r = pool->ops->volume_usage(pool, path, &referenced, &exclusive);
+	if (r == -ENOENT)
+		return kiva_error_set(reterr, r, "Storage volume '%s' does not exist", rel);
+	if (r < 0)
+		return kiva_error_set(
+			reterr, r,
+			"Failed to measure the disk usage of storage volume '%s' (%s): %s", rel,
+			pool->ops->name, op_detail(r));
+	if (ret_referenced)
+		*ret_referenced = referenced;
+	if (ret_exclusive)
+		*ret_exclusive = exclusive;
+	return 0;
+}
+
+int storage_volume_set_limit(struct storage_pool *pool, const char *rel, uint64_t bytes,
+			     struct kiva_error *reterr)
+{
+	cleanup_free char *path = NULL;
+	int r;
+
+	r = existing_prepare(pool, rel, &path, reterr);
+	if (r < 0)
+		return r;
+	if (!pool->ops->volume_set_limit)
+		return kiva_error_set(
+			reterr, -EOPNOTSUPP,
+			"Cannot set limits.disk on storage volume '%s': limits.disk needs the btrfs storage driver (this pool is %s)",
+			rel, pool->ops->name);
+	op_begin();
+	r = pool->ops->volume_set_limit(pool, path, bytes);
+	if (r < 0)
+		return kiva_error_set(reterr, r,
+				      "Failed to set limits.disk on storage volume '%s' (%s): %s",
+				      rel, pool->ops->name, op_detail(r));
 	return 0;
 }
 
@@ -276,6 +422,142 @@ int storage_pool_unmount(struct storage_pool *pool)
 	if (!pool || pool->ops != &storage_btrfs_ops)
 		return 0;
 	return storage_btrfs_pool_unmount(pool);
+}
+
+int storage_rename_noreplace(const char *abs_src, const char *abs_dst)
+{
+	struct stat st;
+
+	if (renameat2(AT_FDCWD, abs_src, AT_FDCWD, abs_dst, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -errno;
+	/* EINVAL: no RENAME_NOREPLACE in this file system, or abs_dst inside abs_src (which
+	 * rename(2) refuses again below). */
+	if (lstat(abs_dst, &st) == 0)
+		return -EEXIST;
+	return rename(abs_src, abs_dst) < 0 ? -errno : 0;
+}
+
+/* Hard-linked files seen by the usage walk, counted once at the end. */
+struct usage_link {
+	uint64_t dev, ino, bytes;
+};
+
+struct usage_walk {
+	uint64_t bytes;
+	struct usage_link *links;
+	size_t n_links, cap_links;
+};
+
+static int usage_link_cmp(const void *a, const void *b)
+{
+	const struct usage_link *x = a, *y = b;
+
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	return 0;
+}
+
+static int usage_add_link(struct usage_walk *w, const struct statx *stx)
+{
+	if (w->n_links == w->cap_links) {
+		size_t cap = w->cap_links ? w->cap_links * 2 : 64;
+		struct usage_link *links = reallocarray(w->links, cap, sizeof(*links));
+
+		if (!links)
+			return -ENOMEM;
+		w->links = links;
+		w->cap_links = cap;
+	}
+	w->links[w->n_links++] = (struct usage_link){
+		.dev = ((uint64_t)stx->stx_dev_major << 32) | stx->stx_dev_minor,
+		.ino = stx->stx_ino,
+		.bytes = stx->stx_blocks * 512,
+	};
+	return 0;
+}
+
+/* Adds up the directory fd (taken over). */
+static int usage_dir(int fd, struct usage_walk *w)
+{
+	DIR *d = fdopendir(fd);
+	struct dirent *de;
+	int r = 0;
+
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	for (;;) {
+		struct statx stx;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			if (errno != 0)
+				r = -errno;
+			break;
+		}
+		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+			continue;
+		if (statx(dirfd(d), de->d_name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT,
+			  STATX_TYPE | STATX_INO | STATX_NLINK | STATX_BLOCKS, &stx) < 0) {
+			if (errno == ENOENT)
+				continue; /* removed meanwhile */
+			r = -errno;
+			break;
+		}
+		if (S_ISREG(stx.stx_mode)) {
+			if (stx.stx_nlink > 1)
+				r = usage_add_link(w, &stx);
+			else
+				w->bytes += stx.stx_blocks * 512;
+		} else if (S_ISDIR(stx.stx_mode)) {
+			int sub;
+
+			if ((stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+			    (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
+				continue; /* another mount: not ours to count */
+			sub = openat(dirfd(d), de->d_name,
+				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub < 0) {
+				if (errno == ENOENT)
+					continue;
+				r = -errno;
+				break;
+			}
+			r = usage_dir(sub, w);
+		}
+		if (r < 0)
+			break;
+	}
+	closedir(d);
+	return r;
+}
+
+int storage_tree_usage(const char *abs_path, uint64_t *ret_bytes)
+{
+	struct usage_walk w = {0};
+	int fd, r;
+
+	fd = open(abs_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	r = usage_dir(fd, &w);
+	if (r >= 0 && w.n_links > 0) {
+		qsort(w.links, w.n_links, sizeof(*w.links), usage_link_cmp);
+		for (size_t i = 0; i < w.n_links; i++)
+			if (i == 0 || usage_link_cmp(&w.links[i - 1], &w.links[i]) != 0)
+				w.bytes += w.links[i].bytes;
+	}
+	free(w.links);
+	if (r < 0)
+		return r;
+	*ret_bytes = w.bytes;
+	return 0;
 }
 
 char *storage_find_program(const char *name)
