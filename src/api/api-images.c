@@ -25,6 +25,7 @@ struct image_task {
 	char *upload; /* tarball being imported (removed at the end) */
 	json_t *aliases; /* [{"name", "description"}] to create */
 	json_t *image; /* record being added */
+	json_t *properties; /* publish: properties given by the request */
 	size_t next_alias;
 	char filename[256];
 };
@@ -39,6 +40,7 @@ static void image_task_free(struct image_task *t)
 	}
 	json_decref(t->aliases);
 	json_decref(t->image);
+	json_decref(t->properties);
 	free(t);
 }
 
@@ -252,6 +254,14 @@ static void files_made(void *userdata, const struct api_spawn_result *res)
 		meta.description ? meta.description : "", "public", 0, "type", "container",
 		"auto_update", 0, "cached", 0, "filename", t->filename);
 	image_meta_done(&meta);
+	if (t->image && json_is_object(t->properties)) {
+		const char *key;
+		json_t *v;
+
+		json_object_foreach(t->properties, key, v)
+			if (json_is_string(v))
+				json_object_set(json_object_get(t->image, "properties"), key, v);
+	}
 	cmd = t->image ? store_cmd_image_put(t->image) : NULL;
 	r = cmd ? store_apply(t->ctx->store, cmd, image_recorded, t) : -ENOMEM;
 	json_decref(cmd);
@@ -426,6 +436,108 @@ static void create_from_upload(struct api_request *req)
 		image_task_fail(t, "Failed to unpack the image: %s", strerror(-r));
 }
 
+/* Publish: {"source": {"type": "instance"|"snapshot", "name": "c1" | "c1/snap"}}. The image is a
+ * clone of the instance's volume (already shifted to this host's idmap, like every image here),
+ * frozen around the clone when it runs; its metadata.yaml is the one it was created from, with
+ * "properties" of the request over it. The fingerprint names the publication (KIVA keeps images
+ * unpacked: there is no tarball to hash). */
+static void create_from_instance(struct api_request *req, const json_t *body)
+{
+	struct api_ctx *ctx = req->ctx;
+	const json_t *source = json_object_get(body, "source");
+	const json_t *aliases = json_object_get(body, "aliases");
+	const char *name = json_get_str(source, "name", "");
+	const char *slash = strchr(name, '/');
+	char iname[128], fp[65], salt[33], now[40], errbuf[256];
+	const json_t *inst, *snap = NULL;
+	cleanup_free char *src = NULL, *rel = NULL;
+	struct kiva_error err = {0};
+	struct image_task *t;
+	struct api_op *op;
+	struct sha256_ctx h;
+	bool thaw = false;
+	int r;
+
+	snprintf(iname, sizeof(iname), "%.*s", slash ? (int)(slash - name) : (int)strlen(name),
+		 name);
+	inst = store_instance(ctx->store, iname);
+	if (!inst || !streq(json_get_str(inst, "kiva_state", ""), "ready")) {
+		api_reply_error(req, 404, "Instance '%s' not found", iname);
+		return;
+	}
+	if (streq(json_get_str(source, "type", ""), "snapshot") != !!slash) {
+		api_reply_error(req, 400,
+				"A source of type 'snapshot' is named INSTANCE/SNAPSHOT, one of "
+				"type 'instance' INSTANCE");
+		return;
+	}
+	if (slash) {
+		snap = json_object_get(json_object_get(inst, "snapshots"), slash + 1);
+		if (!snap) {
+			api_reply_error(req, 404, "Snapshot '%s' of instance '%s' not found",
+					slash + 1, iname);
+			return;
+		}
+		src = strf("snapshots/%s/%s", iname, json_get_str(snap, "volume", ""));
+	} else {
+		src = strf("containers/%s", iname);
+	}
+	if (random_hex(salt, 16) < 0 || !src) {
+		api_reply_error(req, 500, "Out of memory");
+		return;
+	}
+	now_rfc3339(now);
+	sha256_init(&h);
+	sha256_update(&h, src, strlen(src));
+	sha256_update(&h, now, strlen(now));
+	sha256_update(&h, salt, strlen(salt));
+	sha256_final_hex(&h, fp);
+	if (check_aliases(req, aliases, NULL) < 0)
+		return;
+	rel = strf("images/%s", fp);
+	if (!rel) {
+		api_reply_error(req, 500, "Out of memory");
+		return;
+	}
+	if (!snap && runtime_state(ctx->lxcpath, iname) == RUNTIME_RUNNING) {
+		if (runtime_freeze(ctx->lxcpath, iname, errbuf, sizeof(errbuf)) < 0) {
+			api_reply_error(req, 500, "%s", errbuf);
+			return;
+		}
+		thaw = true;
+	}
+	r = storage_volume_clone(ctx->pool, src, rel, &err);
+	if (thaw && runtime_unfreeze(ctx->lxcpath, iname, errbuf, sizeof(errbuf)) < 0)
+		log_error("Instance '%s' stays frozen after a publish: %s", iname, errbuf);
+	/* a btrfs clone inherits its source's limits.disk quota: images have none */
+	if (r >= 0 && streq(ctx->pool->ops->name, "btrfs"))
+		r = storage_volume_set_limit(ctx->pool, rel, 0, &err);
+	if (r < 0) {
+		(void)storage_volume_delete(ctx->pool, rel, NULL);
+		api_reply_error(req, 500, "Failed to publish '%s': %s", name, err.msg);
+		return;
+	}
+	op = api_op_new(ctx, "Publishing image", json_pack("{s:[s]}", "images", rel));
+	t = op ? calloc(1, sizeof(*t)) : NULL;
+	if (!t) {
+		(void)storage_volume_delete(ctx->pool, rel, NULL);
+		api_reply_error(req, 500, "Out of memory");
+		return;
+	}
+	t->ctx = ctx;
+	t->op = op;
+	snprintf(t->fingerprint, sizeof(t->fingerprint), "%s", fp);
+	snprintf(t->filename, sizeof(t->filename), "%s", name);
+	t->aliases = aliases ? json_incref((json_t *)aliases) : json_array();
+	t->properties = json_incref(json_object_get(body, "properties"));
+	api_reply_async(req, op);
+	{
+		struct api_spawn_result ok = {.exit_status = 0};
+
+		files_made(t, &ok); /* records the image, then its aliases */
+	}
+}
+
 void api_images_handle_create(struct api_request *req)
 {
 	cleanup_json json_t *body = NULL;
@@ -444,10 +556,14 @@ void api_images_handle_create(struct api_request *req)
 				"\"busybox\"} or an image tarball upload");
 		return;
 	}
+	if (streq(stype, "instance") || streq(stype, "snapshot")) {
+		create_from_instance(req, body);
+		return;
+	}
 	if (!streq(stype, "builder")) {
 		api_reply_error(req, 400,
-				"Unsupported image source type '%s': use 'builder' or "
-				"upload a tarball",
+				"Unsupported image source type '%s': use 'builder', 'instance', "
+				"'snapshot' or upload a tarball",
 				stype);
 		return;
 	}

@@ -7,6 +7,7 @@
  *           are leftovers that reconcile removes (the name is reserved in memory meanwhile)
  *   delete: record "deleting" → liblxc dir → rootfs → record removed
  * so anything on disk has a record that says what to do with it. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -38,6 +39,9 @@ struct task {
 	char exec_id[40];
 	char status_path[4096];
 	bool record_output;
+	char copy_src[256]; /* create by copy: the volume cloned (containers/X or snapshots/X/ID) */
+	json_t *copy_snaps; /* create by copy: [{"src": volume, "dst": volume}] of the snapshots */
+	char snap[64]; /* restore: the snapshot */
 };
 
 static void task_free(struct task *t)
@@ -47,6 +51,7 @@ static void task_free(struct task *t)
 	if (t->holds_busy)
 		json_object_del(t->ctx->busy, t->name);
 	json_decref(t->inst);
+	json_decref(t->copy_snaps);
 	free(t->errmsg);
 	free(t);
 }
@@ -248,6 +253,7 @@ json_t *api_instance_render(struct api_ctx *ctx, const json_t *stored, bool with
 	if (st == RUNTIME_MISSING)
 		st = RUNTIME_STOPPED;
 	json_object_del(out, "kiva_state");
+	json_object_set_new(out, "snapshots", api_snapshots_render_all(ctx, stored));
 	json_object_set_new(out, "status", json_string(status_of(st)));
 	json_object_set_new(out, "status_code", json_integer(status_code_of(st)));
 	json_object_set(out, "expanded_config", json_object_get(out, "config"));
@@ -284,6 +290,24 @@ static void reply_sched_error(struct api_request *req, const struct kiva_error *
 		api_reply_error(req, 400, "%s", err->msg);
 	else
 		api_reply_kiva_error(req, err);
+}
+
+/* limits.disk → a btrfs qgroup limit on the instance's volume (0 or unset: none). */
+static int apply_disk_limit(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr)
+{
+	const char *v = json_get_str(json_object_get(inst, "config"), "limits.disk", NULL);
+	cleanup_free char *rel = strf("containers/%s", json_get_str(inst, "name", ""));
+	uint64_t bytes = 0;
+
+	if (!rel)
+		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
+	if (v && parse_size_bytes(v, &bytes) < 0)
+		return kiva_error_set(reterr, -EINVAL, "Invalid value for limits.disk '%s'", v);
+	if (!v && !storage_volume_exists(ctx->pool, rel))
+		return 0;
+	if (!v && strcmp(ctx->pool->ops->name, "btrfs") != 0)
+		return 0; /* nothing to clear where limits cannot exist */
+	return storage_volume_set_limit(ctx->pool, rel, bytes, reterr);
 }
 
 static char *rootfs_path(struct api_ctx *ctx, const char *name)
@@ -750,6 +774,7 @@ static void create_rollback(struct task *t, const char *msg)
 	(void)runtime_remove(t->ctx->lxcpath, t->name);
 	if (rel)
 		(void)storage_volume_delete(t->ctx->pool, rel, NULL);
+	(void)api_snapshots_dematerialize(t->ctx, t->name, NULL);
 	unreserve(t->ctx, t->name);
 	task_fail(t, "%s", msg);
 }
@@ -774,6 +799,10 @@ int api_instance_materialize(struct api_ctx *ctx, const json_t *inst, struct kiv
 			return r;
 	}
 	r = storage_volume_clone(ctx->pool, src, dst, reterr);
+	if (r < 0)
+		return r;
+	/* btrfs clones inherit their source's qgroup limit: set (or clear) ours */
+	r = apply_disk_limit(ctx, inst, reterr);
 	if (r < 0)
 		return r;
 	return write_lxc_config(ctx, inst, reterr);
@@ -814,6 +843,142 @@ static void copy_image_config(json_t *config, const json_t *image)
 	}
 }
 
+/* ---- create by copy ---- */
+
+/* source {"type": "copy", "source": "c1" or "c1/snap"}: the record to copy from (the instance's,
+ * or the snapshot's), or NULL after replying. */
+static const json_t *copy_source(struct api_request *req, const json_t *source,
+				 const json_t **ret_inst, const char **ret_snap)
+{
+	const char *src = json_get_str(source, "source", NULL);
+	char iname[128];
+	const char *slash;
+	const json_t *inst, *snap;
+
+	if (!src || !*src) {
+		api_reply_error(req, 400,
+				"Missing source: {\"type\": \"copy\", \"source\": "
+				"\"INSTANCE[/SNAPSHOT]\"}");
+		return NULL;
+	}
+	if (json_get_str(source, "mode", NULL) &&
+	    !streq(json_get_str(source, "mode", ""), "pull")) {
+		api_reply_error(req, 400, "Unsupported copy mode '%s': only local copies",
+				json_get_str(source, "mode", ""));
+		return NULL;
+	}
+	slash = strchr(src, '/');
+	snprintf(iname, sizeof(iname), "%.*s", slash ? (int)(slash - src) : (int)strlen(src), src);
+	inst = store_instance(req->ctx->store, iname);
+	if (!inst || !streq(json_get_str(inst, "kiva_state", ""), "ready")) {
+		api_reply_error(req, 404, "Instance '%s' not found", iname);
+		return NULL;
+	}
+	*ret_inst = inst;
+	*ret_snap = NULL;
+	if (!slash)
+		return inst;
+	snap = json_object_get(json_object_get(inst, "snapshots"), slash + 1);
+	if (!snap) {
+		api_reply_error(req, 404, "Snapshot '%s' of instance '%s' not found", slash + 1,
+				iname);
+		return NULL;
+	}
+	*ret_snap = slash + 1;
+	return snap;
+}
+
+/* Which volumes a copy clones: the instance's (or the snapshot's), and, for an instance
+ * without "instance_only", its snapshots with their records. */
+static int copy_plan(struct task *t, const json_t *src_inst, const char *src_snap,
+		     const json_t *from, const json_t *body, struct kiva_error *reterr)
+{
+	const char *src_name = json_get_str(src_inst, "name", "");
+	const json_t *source = json_object_get(body, "source");
+	json_t *snaps = json_object();
+	const char *key;
+	json_t *snap;
+
+	if (src_snap)
+		snprintf(t->copy_src, sizeof(t->copy_src), "snapshots/%s/%s", src_name,
+			 json_get_str(from, "volume", ""));
+	else
+		snprintf(t->copy_src, sizeof(t->copy_src), "containers/%s", src_name);
+	t->copy_snaps = json_array();
+	if (!snaps || !t->copy_snaps) {
+		json_decref(snaps);
+		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
+	}
+	if (!src_snap && !json_is_true(json_object_get(source, "instance_only"))) {
+		json_object_foreach((json_t *)json_object_get(src_inst, "snapshots"), key, snap) {
+			char id[17];
+			json_t *rec = json_deep_copy(snap);
+
+			if (!rec || random_hex(id, 8) < 0) {
+				json_decref(rec);
+				json_decref(snaps);
+				return kiva_error_set(reterr, -ENOMEM, "Out of memory");
+			}
+			json_object_set_new(rec, "volume", json_string(id));
+			json_object_set_new(snaps, key, rec);
+			json_array_append_new(t->copy_snaps,
+					      json_pack("{s:s,s:s}", "src",
+							json_get_str(snap, "volume", ""), "dst",
+							id));
+		}
+	}
+	json_object_set_new(t->inst, "snapshots", snaps);
+	return 0;
+}
+
+/* The copy's files: the source volume cloned (frozen around it when the source runs), its
+ * snapshots as read-only snapshots, then the liblxc config. */
+static int materialize_copy(struct task *t, struct kiva_error *reterr)
+{
+	struct api_ctx *ctx = t->ctx;
+	const char *src_name = t->copy_src + strcspn(t->copy_src, "/") + 1;
+	cleanup_free char *dst = strf("containers/%s", t->name);
+	char iname[64], errbuf[256];
+	bool thaw = false;
+	size_t i;
+	json_t *p;
+	int r;
+
+	snprintf(iname, sizeof(iname), "%.*s", (int)strcspn(src_name, "/"), src_name);
+	if (!dst)
+		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
+	if (startswith(t->copy_src, "containers/") &&
+	    runtime_state(ctx->lxcpath, iname) == RUNTIME_RUNNING) {
+		r = runtime_freeze(ctx->lxcpath, iname, errbuf, sizeof(errbuf));
+		if (r < 0)
+			return kiva_error_set(reterr, r, "%s", errbuf);
+		thaw = true;
+	}
+	r = storage_volume_clone(ctx->pool, t->copy_src, dst, reterr);
+	if (thaw && runtime_unfreeze(ctx->lxcpath, iname, errbuf, sizeof(errbuf)) < 0)
+		log_error("Instance '%s' stays frozen after a copy: %s", iname, errbuf);
+	if (r < 0)
+		return r;
+	json_array_foreach(t->copy_snaps, i, p) {
+		cleanup_free char *from =
+			strf("snapshots/%s/%s", iname, json_get_str(p, "src", ""));
+		cleanup_free char *to =
+			strf("snapshots/%s/%s", t->name, json_get_str(p, "dst", ""));
+
+		r = from && to ? storage_volume_snapshot(ctx->pool, from, to, true, reterr)
+			       : kiva_error_set(reterr, -ENOMEM, "Out of memory");
+		if (r < 0) {
+			(void)api_snapshots_dematerialize(ctx, t->name, NULL);
+			return r;
+		}
+	}
+	/* btrfs clones inherit their source's qgroup limit: set (or clear) ours */
+	r = apply_disk_limit(ctx, t->inst, reterr);
+	if (r < 0)
+		return r;
+	return write_lxc_config(ctx, t->inst, reterr);
+}
+
 void api_instances_handle_create(struct api_request *req)
 {
 	struct api_ctx *ctx = req->ctx;
@@ -821,6 +986,8 @@ void api_instances_handle_create(struct api_request *req)
 	struct kiva_error err = {0};
 	const json_t *source, *image, *devices, *profiles;
 	const char *name, *stype, *type, *ref;
+	const json_t *copy_from = NULL, *copy_inst = NULL;
+	const char *copy_snap = NULL;
 	json_t *config, *ready;
 	struct api_op *op;
 	struct task *t;
@@ -870,21 +1037,27 @@ void api_instances_handle_create(struct api_request *req)
 		api_reply_error(req, 400, "Missing source: {\"type\": \"image\", \"alias\": NAME}");
 		return;
 	}
-	if (!streq(stype, "image")) {
-		api_reply_error(req, 400, "Unsupported source type '%s': only 'image'", stype);
+	if (streq(stype, "copy")) {
+		copy_from = copy_source(req, source, &copy_inst, &copy_snap);
+		if (!copy_from)
+			return;
+		image = NULL;
+	} else if (!streq(stype, "image")) {
+		api_reply_error(req, 400, "Unsupported source type '%s': 'image' or 'copy'", stype);
 		return;
-	}
-	ref = json_get_str(source, "alias", NULL);
-	if (!ref)
-		ref = json_get_str(source, "fingerprint", NULL);
-	if (!ref) {
-		api_reply_error(req, 400, "Missing source alias or fingerprint");
-		return;
-	}
-	image = api_image_resolve(ctx, ref);
-	if (!image) {
-		api_reply_error(req, 404, "Image '%s' not found", ref);
-		return;
+	} else {
+		ref = json_get_str(source, "alias", NULL);
+		if (!ref)
+			ref = json_get_str(source, "fingerprint", NULL);
+		if (!ref) {
+			api_reply_error(req, 400, "Missing source alias or fingerprint");
+			return;
+		}
+		image = api_image_resolve(ctx, ref);
+		if (!image) {
+			api_reply_error(req, 404, "Image '%s' not found", ref);
+			return;
+		}
 	}
 
 	if (api_body_bool(req, body, "ephemeral", false, &ephemeral) < 0 ||
@@ -893,7 +1066,9 @@ void api_instances_handle_create(struct api_request *req)
 	now_rfc3339(now);
 	snprintf(idmap, sizeof(idmap), "%u", ctx->idmap_base);
 	inst = json_pack("{s:s,s:s,s:s,s:{},s:{},s:b,s:[s],s:s,s:s,s:s}", "name", name, "type",
-			 "container", "architecture", json_get_str(image, "architecture", "x86_64"),
+			 "container", "architecture",
+			 image ? json_get_str(image, "architecture", "x86_64")
+			       : json_get_str(copy_from, "architecture", "x86_64"),
 			 "config", "devices", "ephemeral", ephemeral, "profiles", "default",
 			 "description", json_get_str(body, "description", ""), "created_at", now,
 			 "last_used_at", now);
@@ -901,15 +1076,40 @@ void api_instances_handle_create(struct api_request *req)
 		api_reply_error(req, 500, "Out of memory");
 		return;
 	}
-	if (config)
+	if (copy_from) {
+		/* the source's config and devices, under the request's; the server's
+		 * volatile keys start again (new MACs and addresses), but the image stays */
+		json_t *cfg = json_object_get(inst, "config");
+		const char *key;
+		json_t *v;
+
+		json_object_foreach((json_t *)json_object_get(copy_from, "config"), key, v)
+			if (!startswith(key, "volatile.") || streq(key, "volatile.base_image"))
+				json_object_set(cfg, key, v);
+		json_object_foreach((json_t *)config, key, v)
+			json_object_set(cfg, key, v);
+		json_object_set_new(
+			inst, "devices",
+			json_deep_copy(devices ? devices : json_object_get(copy_from, "devices")));
+		if (!profiles && json_object_get(copy_from, "profiles"))
+			json_object_set(inst, "profiles", json_object_get(copy_from, "profiles"));
+		if (!devices &&
+		    api_devices_validate(ctx, name, json_object_get(inst, "devices"), &err) < 0) {
+			api_reply_kiva_error(req, &err);
+			return;
+		}
+	} else if (config) {
 		json_object_set_new(inst, "config", json_deep_copy(config));
+	}
 	if (devices)
 		json_object_set_new(inst, "devices", json_deep_copy(devices));
 	if (profiles)
 		json_object_set_new(inst, "profiles", json_deep_copy(profiles));
-	copy_image_config(json_object_get(inst, "config"), image);
-	json_set_str(json_object_get(inst, "config"), "volatile.base_image",
-		     json_get_str(image, "fingerprint", ""));
+	if (image) {
+		copy_image_config(json_object_get(inst, "config"), image);
+		json_set_str(json_object_get(inst, "config"), "volatile.base_image",
+			     json_get_str(image, "fingerprint", ""));
+	}
 	json_set_str(json_object_get(inst, "config"), "volatile.idmap.base", idmap);
 	if (api_nics_assign(ctx, inst, &err) < 0) {
 		api_reply_kiva_error(req, &err);
@@ -932,10 +1132,19 @@ void api_instances_handle_create(struct api_request *req)
 	}
 	t->inst = json_incref(inst);
 	t->start_after = start;
+	if (copy_from) {
+		r = copy_plan(t, copy_inst, copy_snap, copy_from, body, &err);
+		if (r < 0) {
+			api_reply_kiva_error(req, &err);
+			task_free(t);
+			return;
+		}
+	}
 	/* the files first (a btrfs snapshot: a few ms), then one commit for the record */
 	/* the pending record reserves its name and its addresses until it is committed */
 	if (json_object_set(ctx->creating, name, inst) < 0 ||
-	    api_instance_materialize(ctx, inst, &err) < 0) {
+	    (copy_from ? materialize_copy(t, &err) : api_instance_materialize(ctx, inst, &err)) <
+		    0) {
 		api_reply_kiva_error(req, &err);
 		create_rollback(t, err.msg[0] ? err.msg : "Out of memory");
 		return;
@@ -990,6 +1199,9 @@ int api_instance_dematerialize(struct api_ctx *ctx, const char *name, struct kiv
 		return kiva_error_set(reterr, r, "Failed to remove the container config: %s",
 				      strerror(-r));
 	r = storage_volume_delete(ctx->pool, rel, reterr);
+	if (r < 0)
+		return r;
+	r = api_snapshots_dematerialize(ctx, name, reterr);
 	if (r < 0)
 		return r;
 	(void)rm_rf(logs);
@@ -1347,6 +1559,10 @@ static void update_committed(void *userdata, int status, const char *errmsg)
 						json_object_get(u->t->inst, "config"),
 						u->old_config, NULL);
 		(void)api_sched_update(u->t->ctx, u->t->inst, u->old_record, u->live, NULL);
+		if (!json_equal(
+			    json_object_get(u->old_config, "limits.disk"),
+			    json_object_get(json_object_get(u->t->inst, "config"), "limits.disk")))
+			(void)apply_disk_limit(u->t->ctx, u->old_record, NULL);
 		update_finish(u, status, errmsg ? errmsg : "Failed to record the change");
 		return;
 	}
@@ -1417,6 +1633,204 @@ static void handle_update(struct api_request *req, bool patch)
 
 /* Runs one change. Returns true when the commit is under way (update_finish unlocks), false when
  * it answered at once. */
+/* ---- restore: PUT /1.0/instances/NAME {"restore": SNAP} ----
+ * stop (if running) → clone the snapshot to containers/.restore-NAME → swap it with
+ * containers/NAME (renames) → the snapshot's config recorded → start again if it ran.
+ * A cut swap is finished by api_instances_reconcile_restores(). */
+
+static void restore_recorded(void *userdata, int status, const char *errmsg)
+{
+	struct task *t = userdata;
+	struct kiva_error err = {0};
+
+	if (status < 0) {
+		task_fail(t, "Failed to record the restored config: %s",
+			  errmsg ? errmsg : strerror(-status));
+		return;
+	}
+	if (write_lxc_config(t->ctx, store_instance(t->ctx->store, t->name), &err) < 0 ||
+	    apply_disk_limit(t->ctx, store_instance(t->ctx->store, t->name), &err) < 0) {
+		task_fail(t, "%s", err.msg);
+		return;
+	}
+	api_event_lifecycle(t->ctx, "instance-restored", t->name, t->snap);
+	if (t->start_after) {
+		t->config_fresh = true;
+		start_step(t);
+		return;
+	}
+	task_done(t, NULL);
+}
+
+static int swap_volumes(struct api_ctx *ctx, const char *name, const char *snap_volume,
+			struct kiva_error *reterr)
+{
+	cleanup_free char *live = strf("containers/%s", name);
+	cleanup_free char *tmp = strf("containers/.restore-%s", name);
+	cleanup_free char *old = strf("containers/.old-%s", name);
+	int r;
+
+	if (!live || !tmp || !old)
+		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
+	(void)storage_volume_delete(ctx->pool, tmp, NULL);
+	(void)storage_volume_delete(ctx->pool, old, NULL);
+	r = storage_volume_clone(ctx->pool, snap_volume, tmp, reterr);
+	if (r < 0)
+		return r;
+	r = storage_volume_rename(ctx->pool, live, old, reterr);
+	if (r < 0) {
+		(void)storage_volume_delete(ctx->pool, tmp, NULL);
+		return r;
+	}
+	r = storage_volume_rename(ctx->pool, tmp, live, reterr);
+	if (r < 0) {
+		(void)storage_volume_rename(ctx->pool, old, live, NULL);
+		(void)storage_volume_delete(ctx->pool, tmp, NULL);
+		return r;
+	}
+	(void)storage_volume_delete(ctx->pool, old, NULL);
+	return 0;
+}
+
+static void restore_files(struct task *t)
+{
+	struct api_ctx *ctx = t->ctx;
+	const json_t *inst = store_instance(ctx->store, t->name);
+	const json_t *snap = json_object_get(json_object_get(inst, "snapshots"), t->snap);
+	cleanup_free char *vol = strf("snapshots/%s/%s", t->name, json_get_str(snap, "volume", ""));
+	cleanup_json json_t *rec = NULL, *cmd = NULL;
+	struct kiva_error err = {0};
+	json_t *config;
+	const char *key;
+	json_t *v;
+	int r;
+
+	if (!inst || !snap || !vol) {
+		task_fail(t, "Snapshot '%s' of instance '%s' not found", t->snap, t->name);
+		return;
+	}
+	r = swap_volumes(ctx, t->name, vol, &err);
+	if (r < 0) {
+		task_fail(t, "Failed to restore '%s' from snapshot '%s': %s", t->name, t->snap,
+			  err.msg);
+		return;
+	}
+	/* the snapshot's config and devices; this host's idmap and the image stay */
+	rec = json_deep_copy(inst);
+	config = json_deep_copy(json_object_get(snap, "config"));
+	if (!rec || !config) {
+		json_decref(config);
+		task_fail(t, "Out of memory");
+		return;
+	}
+	json_object_foreach((json_t *)json_object_get(inst, "config"), key, v)
+		if (startswith(key, "volatile.idmap") || streq(key, "volatile.base_image"))
+			json_object_set(config, key, v);
+	json_object_set_new(rec, "config", config);
+	json_object_set(rec, "devices", json_object_get(snap, "devices"));
+	if (json_object_get(snap, "profiles"))
+		json_object_set(rec, "profiles", json_object_get(snap, "profiles"));
+	if (api_nics_assign(ctx, rec, &err) < 0) {
+		task_fail(t, "%s", err.msg);
+		return;
+	}
+	cmd = store_cmd_instance_update(rec);
+	r = cmd ? store_apply(ctx->store, cmd, restore_recorded, t) : -ENOMEM;
+	if (r < 0)
+		task_fail(t, "Failed to record the restored config: %s", strerror(-r));
+}
+
+static void restore_stopped(void *userdata, const struct api_spawn_result *res)
+{
+	struct task *t = userdata;
+
+	if (res->exit_status != 0) {
+		task_fail(t, "Failed to stop instance '%s' for the restore: %s", t->name,
+			  res->message[0] ? res->message : "kiva-helper failed");
+		return;
+	}
+	api_nics_stopped(t->ctx, store_instance(t->ctx->store, t->name));
+	restore_files(t);
+}
+
+static void restore_begin(struct api_request *req, const json_t *inst, const json_t *jsnap)
+{
+	struct api_ctx *ctx = req->ctx;
+	const char *name = json_get_str(inst, "name", "");
+	const char *snap = json_string_value(jsnap);
+	enum runtime_state st;
+	struct api_op *op;
+	struct task *t;
+
+	if (!snap || !*snap) {
+		api_reply_error(req, 400, "Invalid restore: expected a snapshot name");
+		return;
+	}
+	if (!json_object_get(json_object_get(inst, "snapshots"), snap)) {
+		api_reply_error(req, 404, "Snapshot '%s' of instance '%s' not found", snap, name);
+		return;
+	}
+	if (!instance_claim(req, name))
+		return;
+	op = api_op_new(ctx, "Restoring snapshot", instance_resources(name));
+	t = op ? task_new(ctx, op, name) : NULL;
+	if (!t) {
+		api_reply_error(req, 500, "Out of memory");
+		return;
+	}
+	snprintf(t->snap, sizeof(t->snap), "%s", snap);
+	task_hold_busy(t, op->description);
+	api_reply_async(req, op);
+	st = runtime_state(ctx->lxcpath, name);
+	if (is_running(st)) {
+		char *args[] = {"stop", (char *)ctx->lxcpath, t->name, "-1", NULL};
+
+		t->start_after = true; /* keeps its CPUs, as a restart does */
+		if (api_spawn_helper(ctx, ctx->helper_path, args, -1, -1, -1, restore_stopped, t) <
+		    0)
+			task_fail(t, "Failed to stop instance '%s' for the restore", name);
+		return;
+	}
+	restore_files(t);
+}
+
+void api_instances_reconcile_restores(struct api_ctx *ctx)
+{
+	cleanup_free char *dir = storage_volume_path(ctx->pool, "containers");
+	cleanup_json json_t *names = json_object();
+	DIR *d = dir ? opendir(dir) : NULL;
+	struct dirent *de;
+	const char *name;
+	json_t *v;
+
+	while (d && (de = readdir(d))) {
+		if (startswith(de->d_name, ".restore-"))
+			json_object_set_new(names, de->d_name + strlen(".restore-"), json_true());
+		else if (startswith(de->d_name, ".old-"))
+			json_object_set_new(names, de->d_name + strlen(".old-"), json_true());
+	}
+	if (d)
+		closedir(d);
+	json_object_foreach(names, name, v) {
+		cleanup_free char *live = strf("containers/%s", name);
+		cleanup_free char *tmp = strf("containers/.restore-%s", name);
+		cleanup_free char *old = strf("containers/.old-%s", name);
+
+		if (!live || !tmp || !old)
+			continue;
+		/* a swap cut between its two renames: the restored volume (complete before the
+		 * first rename) goes in place; without it, the old one goes back */
+		if (!storage_volume_exists(ctx->pool, live)) {
+			const char *from = storage_volume_exists(ctx->pool, tmp) ? tmp : old;
+
+			log_info("Reconcile: finishing an interrupted restore of '%s'", name);
+			(void)storage_volume_rename(ctx->pool, from, live, NULL);
+		}
+		(void)storage_volume_delete(ctx->pool, tmp, NULL);
+		(void)storage_volume_delete(ctx->pool, old, NULL);
+	}
+}
+
 static bool update_start(struct api_request *req, bool patch)
 {
 	struct api_ctx *ctx = req->ctx;
@@ -1449,7 +1863,7 @@ static bool update_start(struct api_request *req, bool patch)
 	if (api_parse_body(req, &body) < 0)
 		return false;
 	if (json_object_get(body, "restore")) {
-		api_reply_error(req, 400, "Snapshots are not supported yet");
+		restore_begin(req, stored, json_object_get(body, "restore"));
 		return false;
 	}
 	bconfig = json_object_get(body, "config");
@@ -1537,6 +1951,13 @@ static bool update_start(struct api_request *req, bool patch)
 	/* admission and re-pinning (live when it runs) */
 	if (api_sched_update(ctx, stored, inst, is_running(st), &err) < 0) {
 		reply_sched_error(req, &err);
+		return false;
+	}
+	if (!json_equal(json_object_get(old_config, "limits.disk"),
+			json_object_get(config, "limits.disk")) &&
+	    apply_disk_limit(ctx, inst, &err) < 0) {
+		(void)api_sched_update(ctx, inst, stored, is_running(st), NULL);
+		api_reply_error(req, 400, "%s", err.msg);
 		return false;
 	}
 	if (is_running(st)) {

@@ -25,6 +25,7 @@ struct api_request {
 	char query[1024];
 	char content_type[128];
 	char filename[256]; /* X-LXD-filename header of uploads */
+	char lxd_name[128]; /* X-LXD-name header (backup imports: the new instance's name) */
 	char if_match[128]; /* If-Match header: the ETag of what the client read */
 	uint64_t content_length;
 	char *body; /* JSON body, NUL-terminated (NULL for uploads and empty bodies) */
@@ -47,6 +48,7 @@ struct api_request {
 	char location[256];
 	char etag[80]; /* ETag header of the reply, when set */
 	char *reply_body;
+	int reply_fd; /* >= 0: the reply body is read from this file (api_reply_file) */
 	size_t reply_len, reply_off;
 	bool headers_sent;
 };
@@ -65,6 +67,9 @@ void api_reply_kiva_error(struct api_request *req, const struct kiva_error *err)
 void api_reply_raw(struct api_request *req, int http_status, const char *content_type, char *data,
 		   size_t len);
 void api_reply_async(struct api_request *req, struct api_op *op);
+/* Streams size bytes of fd (owned: closed with the request) as the reply body. */
+void api_reply_file(struct api_request *req, int http_status, const char *content_type, int fd,
+		    size_t size);
 /* Marks the request as answered later. */
 void api_defer(struct api_request *req);
 /* Value of a query parameter (URL-decoded by the server), or NULL. buf holds the value. */
@@ -146,6 +151,8 @@ json_t *api_instance_render(struct api_ctx *ctx, const json_t *stored, bool with
 int api_instance_materialize(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr);
 int api_instance_dematerialize(struct api_ctx *ctx, const char *name, struct kiva_error *reterr);
 int api_instance_write_config(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr);
+/* Finishes restores cut between their volume renames (start-up). */
+void api_instances_reconcile_restores(struct api_ctx *ctx);
 
 /* The instance's NICs as LXD's expanded devices see them (the default profile's eth0 on the
  * default network, then its own nic devices), each an object: {"instance", "device", "name",
@@ -238,6 +245,28 @@ int api_sched_set_governor(struct api_ctx *ctx, const char *governor, struct kiv
 void api_resources_handle_get(struct api_request *req);
 void api_capacity_handle_get(struct api_request *req);
 void api_capacity_handle_post(struct api_request *req);
+
+/* api-events.c: lifecycle events (LXD's format), kept for GET /1.0/events */
+void api_event_lifecycle(struct api_ctx *ctx, const char *action, const char *instance,
+			 const char *snapshot);
+void api_events_handle_get(struct api_request *req);
+
+/* api-snapshots.c */
+void api_snapshots_handle_list(struct api_request *req);
+void api_snapshots_handle_create(struct api_request *req);
+void api_snapshot_handle_get(struct api_request *req);
+void api_snapshot_handle_post(struct api_request *req);
+void api_snapshot_handle_put(struct api_request *req);
+void api_snapshot_handle_delete(struct api_request *req);
+/* The instance's snapshots as LXD shows them in an instance (array; sizes not computed). */
+json_t *api_snapshots_render_all(struct api_ctx *ctx, const json_t *inst);
+/* Removes every snapshot volume of an instance (delete). */
+int api_snapshots_dematerialize(struct api_ctx *ctx, const char *name, struct kiva_error *reterr);
+/* Removes snapshot volumes no record names (start-up). */
+void api_snapshots_reconcile(struct api_ctx *ctx);
+/* RFC 3339 ↔ Unix seconds ("0001-01-01T00:00:00Z" and "" are 0). */
+int api_time_format(int64_t t, char buf[static 40]);
+int api_time_parse(const char *s, int64_t *ret);
 
 /* api-server info */
 void api_handle_server_get(struct api_request *req);

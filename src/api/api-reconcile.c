@@ -98,6 +98,9 @@ static void reconcile_instances(struct api_ctx *ctx,
 	}
 	/* who holds which CPUs, from the records and the running containers' cgroups */
 	api_sched_rebuild(ctx);
+	/* snapshot volumes of cut creates/deletes, restores cut half-way */
+	api_instances_reconcile_restores(ctx);
+	api_snapshots_reconcile(ctx);
 	rc->ctx = ctx;
 	rc->cb = cb;
 	rc->userdata = userdata;

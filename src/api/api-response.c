@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api-internal.h"
 
@@ -32,6 +33,22 @@ void api_reply_raw(struct api_request *req, int http_status, const char *content
 	snprintf(req->reply_type, sizeof(req->reply_type), "%s", content_type);
 	req->reply_body = data;
 	req->reply_len = data ? len : 0;
+	api_server_send(req);
+}
+
+void api_reply_file(struct api_request *req, int http_status, const char *content_type, int fd,
+		    size_t size)
+{
+	if (req->replied) {
+		close(fd);
+		return;
+	}
+	req->replied = true;
+	req->status = http_status;
+	snprintf(req->reply_type, sizeof(req->reply_type), "%s", content_type);
+	req->reply_body = NULL;
+	req->reply_fd = fd;
+	req->reply_len = size;
 	api_server_send(req);
 }
 

@@ -36,6 +36,8 @@ void api_request_free(struct api_request *req)
 		return;
 	if (req->upload_fd >= 0)
 		close(req->upload_fd);
+	if (req->reply_fd >= 0)
+		close(req->reply_fd);
 	if (req->upload_path) {
 		unlink(req->upload_path);
 		free(req->upload_path);
@@ -81,6 +83,7 @@ static int begin_request(struct lws *wsi, struct pss *pss, const char *uri)
 	req->ctx = ctx;
 	req->conn = wsi;
 	req->upload_fd = -EBADF;
+	req->reply_fd = -EBADF;
 	req->method = method_of(wsi);
 	snprintf(req->path, sizeof(req->path), "%s", uri);
 	if (lws_hdr_copy(wsi, req->query, sizeof(req->query), WSI_TOKEN_HTTP_URI_ARGS) < 0)
@@ -94,6 +97,10 @@ static int begin_request(struct lws *wsi, struct pss *pss, const char *uri)
 				"x-lxd-filename:", (int)strlen("x-lxd-filename:"));
 	if (n < 0)
 		req->filename[0] = 0;
+	n = lws_hdr_custom_copy(wsi, req->lxd_name, sizeof(req->lxd_name),
+				"x-lxd-name:", (int)strlen("x-lxd-name:"));
+	if (n < 0)
+		req->lxd_name[0] = 0;
 	pss->req = req;
 	/* Long polls (operation wait) must not be cut by lws's pending timeouts. */
 	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
@@ -226,7 +233,15 @@ static int write_reply(struct lws *wsi, struct pss *pss)
 		if (chunk > sizeof(buf) - LWS_PRE)
 			chunk = sizeof(buf) - LWS_PRE;
 		last = req->reply_off + chunk == req->reply_len;
-		memcpy(buf + LWS_PRE, req->reply_body + req->reply_off, chunk);
+		if (req->reply_fd >= 0) {
+			/* a file streamed (backup exports): one chunk per writable callback */
+			ssize_t n = read(req->reply_fd, buf + LWS_PRE, chunk);
+
+			if (n != (ssize_t)chunk)
+				return -1; /* the file shrank: cut the connection, not the length */
+		} else {
+			memcpy(buf + LWS_PRE, req->reply_body + req->reply_off, chunk);
+		}
 		if (lws_write(wsi, buf + LWS_PRE, chunk,
 			      last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)chunk)
 			return -1;

@@ -51,6 +51,8 @@ struct api_ctx {
 	json_t *busy; /* name → description of the state change or delete running on it */
 	char *nft_applied; /* the nftables script last applied (skip re-applying the same) */
 	struct api_sched *sched; /* placement model (api-sched.c) */
+	json_t *events; /* the last lifecycle events (api-events.c) */
+	json_t *schedules_seen; /* name → {"schedule", "since"}: snapshot schedules (api-snapshots.c) */
 };
 
 /* Starts listening on ctx->socket_path (mode 0660). */
@@ -78,6 +80,9 @@ int api_sched_reload(struct api_ctx *ctx, struct kiva_error *reterr);
 void api_sched_rebuild(struct api_ctx *ctx);
 /* Releases the CPUs of instances that stopped by themselves (every few seconds). */
 void api_sched_watch(struct api_ctx *ctx);
+
+/* Scheduled snapshots due at `now` (Unix seconds), missed ones once, expired ones deleted. */
+void api_snapshots_tick(struct api_ctx *ctx, int64_t now);
 
 /* Frees every operation (shutdown). */
 void api_ops_free_all(struct api_ctx *ctx);

@@ -15,6 +15,7 @@
 #include <sys/sysinfo.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -100,6 +101,7 @@ static void watch(uv_timer_t *t)
 	if (!d->stopping && d->ctx.store) {
 		api_net_watch(&d->ctx);
 		api_sched_watch(&d->ctx);
+		api_snapshots_tick(&d->ctx, (int64_t)time(NULL));
 	}
 }
 
@@ -396,6 +398,8 @@ static int daemon_free(struct daemon *d, int exit_code)
 {
 	storage_pool_free(d->ctx.pool);
 	api_sched_free(&d->ctx);
+	json_decref(d->ctx.events);
+	json_decref(d->ctx.schedules_seen);
 	json_decref(d->ctx.creating);
 	json_decref(d->ctx.busy);
 	free(d->ctx.nft_applied);
@@ -475,6 +479,7 @@ int daemon_run(const struct daemon_options *opts)
 	d.ctx.nft_table = d.nft_table;
 	d.ctx.default_network = streq(d.default_network, "none") ? NULL : d.default_network;
 	d.ctx.busy = json_object();
+	d.ctx.schedules_seen = json_object();
 	d.helper_path = find_helper(opts->helper_path);
 	d.ctx.helper_path = d.helper_path;
 	if (!d.helper_path || access(d.helper_path, X_OK) < 0) {

@@ -7,8 +7,20 @@
 
 #include "basic-string.h"
 #include "proto-config.h"
+#include "proto-schedule.h"
 
-enum key_kind { KEY_BOOL, KEY_STRING, KEY_MEMORY, KEY_CPU, KEY_POSINT, KEY_NODES, KEY_SIZE };
+enum key_kind {
+	KEY_BOOL,
+	KEY_STRING,
+	KEY_MEMORY,
+	KEY_CPU,
+	KEY_POSINT,
+	KEY_NODES,
+	KEY_SIZE,
+	KEY_SCHEDULE,
+	KEY_EXPIRY,
+	KEY_PATTERN
+};
 
 int proto_bool_parse(const char *s, bool *ret)
 {
@@ -33,7 +45,8 @@ static const struct {
 	{"limits.processes", KEY_POSINT}, {"boot.autostart", KEY_BOOL},
 	{"security.nesting", KEY_BOOL},	  {"limits.cpu.nodes", KEY_NODES},
 	{"limits.cpu.reserve", KEY_BOOL}, {"security.sensitive", KEY_BOOL},
-	{"limits.disk", KEY_SIZE},
+	{"limits.disk", KEY_SIZE},	  {"snapshots.schedule", KEY_SCHEDULE},
+	{"snapshots.expiry", KEY_EXPIRY}, {"snapshots.pattern", KEY_PATTERN},
 };
 
 /* Namespaced keys whose suffix is free-form. */
@@ -200,6 +213,12 @@ int proto_config_validate_key(const char *key, const char *value, const struct p
 			return 0;
 		case KEY_CPU:
 			return validate_cpu(key, value, host, reterr);
+		case KEY_SCHEDULE:
+			return proto_schedule_validate(value, reterr);
+		case KEY_EXPIRY:
+			return proto_expiry_validate(value, reterr);
+		case KEY_PATTERN:
+			return proto_snapshot_pattern_validate(value, reterr);
 		case KEY_SIZE:
 			if (parse_size_bytes(value, &bytes) < 0 || bytes == 0)
 				return kiva_error_set(
