@@ -286,8 +286,9 @@ int cli_call(struct cli_client *c, const struct cli_call *call, json_t **ret_met
 
 	if (call->upload) {
 		cleanup_free char *fname = NULL;
+		cleanup_free const char **headers = NULL;
 		struct cli_http_response resp = {0};
-		const char *headers[2] = {NULL, NULL};
+		size_t n = 0, k = 0;
 		struct cli_http_request req = {
 			.method = call->method,
 			.target = call->path,
@@ -298,13 +299,20 @@ int cli_call(struct cli_client *c, const struct cli_call *call, json_t **ret_met
 			.body_fd_len = call->upload_len,
 		};
 
+		while (call->headers && call->headers[n])
+			n++;
+		headers = calloc(n + 2, sizeof(char *));
+		if (!headers)
+			return kiva_error_set(reterr, -ENOMEM, "Out of memory");
 		if (call->filename) {
 			fname = strf("X-LXD-filename: %s", call->filename);
 			if (!fname)
 				return kiva_error_set(reterr, -ENOMEM, "Out of memory");
-			headers[0] = fname;
-			req.headers = headers;
+			headers[k++] = fname;
 		}
+		for (size_t i = 0; i < n; i++)
+			headers[k++] = call->headers[i];
+		req.headers = headers;
 		r = client_exchange(c, &req, &resp, reterr);
 		if (r < 0)
 			return r;

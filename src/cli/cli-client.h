@@ -28,6 +28,7 @@ struct cli_call {
 	uint64_t upload_len;
 	const char *content_type; /* for upload; NULL: application/octet-stream */
 	const char *filename; /* for upload: sent as X-LXD-filename */
+	const char *const *headers; /* for upload: more "Name: value" lines, NULL-terminated */
 	bool wait; /* async response: wait for the operation to finish */
 	char **ret_etag; /* if not NULL, receives the response's ETag (or NULL); caller frees */
 };

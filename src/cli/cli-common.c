@@ -154,6 +154,16 @@ char *cli_instance_path(const char *name, const char *suffix)
 	return cli_resource_path("/1.0/instances", name, suffix);
 }
 
+char *cli_snapshot_path(const char *instance, const char *snap)
+{
+	cleanup_free char *esc = cli_escape_path_segment(snap), *suffix = NULL;
+
+	if (!esc)
+		return NULL;
+	suffix = strf("/snapshots/%s", esc);
+	return suffix ? cli_instance_path(instance, suffix) : NULL;
+}
+
 int cli_object_get(struct cli_context *ctx, const char *path, const char *what, json_t **ret_obj,
 		   char **ret_etag)
 {

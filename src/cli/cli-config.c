@@ -13,6 +13,7 @@
 #include "basic-string.h"
 
 #include "cli-net.h"
+#include "cli-snap.h"
 #include "cli.h"
 
 enum {
@@ -214,11 +215,11 @@ static const struct cli_command sub_show = {
 	.name = "show",
 	.run = cmd_show,
 	.summary = "Show an instance's or the server's configuration as YAML",
-	.usage = "Usage: kiva config show [NAME] [flags]\n"
+	.usage = "Usage: kiva config show [NAME[/SNAP]] [flags]\n"
 		 "\n"
 		 "Print instance NAME's architecture, config, devices, ephemeral flag, profiles\n"
-		 "and description as YAML, like lxc config show; without NAME, the server's\n"
-		 "config.\n"
+		 "and description as YAML, like lxc config show; NAME/SNAP prints snapshot SNAP\n"
+		 "(as kiva snapshot show); without NAME, the server's config.\n"
 		 "\n"
 		 "Flags:\n"
 		 "  -e, --expanded   Show the expanded config and devices (profiles applied;\n"
@@ -362,6 +363,17 @@ static int cmd_show(struct cli_context *ctx, int argc, char **argv)
 		if (expanded)
 			return cli_usage_error(ctx, "--expanded cannot be used with a server");
 		return server_config_show(ctx);
+	}
+	if (strchr(a.positional[0], '/')) {
+		/* lxc config show NAME/SNAP */
+		cleanup_free char *name = NULL, *snap = NULL;
+
+		if (expanded)
+			return cli_usage_error(ctx, "--expanded cannot be used with a snapshot");
+		r = cli_snapshot_split(a.positional[0], &name, &snap, &ctx->error);
+		if (r < 0)
+			return r;
+		return cli_snapshot_show(ctx, name, snap);
 	}
 	r = cli_instance_get(ctx, a.positional[0], &inst, NULL);
 	if (r < 0)

@@ -1,10 +1,12 @@
 /* kiva delete: DELETE /1.0/instances/<name>. With --force a running instance is first stopped
- * (PUT .../state {"action":"stop","force":true}), as `lxc delete --force` does. */
+ * (PUT .../state {"action":"stop","force":true}), as `lxc delete --force` does. NAME/SNAP deletes
+ * a snapshot (DELETE /1.0/instances/<name>/snapshots/<snap>), as lxc 5.0 does. */
 #include <stdio.h>
 #include <string.h>
 
 #include "basic-macro.h"
 
+#include "cli-snap.h"
 #include "cli.h"
 
 enum {
@@ -28,6 +30,14 @@ static int delete_one(struct cli_context *ctx, struct cli_client *c, const char 
 	bool stopped_ephemeral = false;
 	int r;
 
+	if (strchr(name, '/')) {
+		cleanup_free char *inst = NULL, *snap = NULL;
+
+		r = cli_snapshot_split(name, &inst, &snap, &ctx->error);
+		if (r < 0)
+			return r;
+		return cli_snapshot_delete(ctx, inst, snap);
+	}
 	if (!path)
 		return cli_oom(ctx);
 	if (force) {
@@ -94,15 +104,17 @@ static int cmd_delete(struct cli_context *ctx, int argc, char **argv)
 const struct cli_command cli_command_delete = {
 	.name = "delete",
 	.run = cmd_delete,
-	.summary = "Delete instances",
-	.usage = "Usage: kiva delete NAME... [flags]\n"
+	.summary = "Delete instances or snapshots",
+	.usage = "Usage: kiva delete NAME[/SNAP]... [flags]\n"
 		 "\n"
-		 "Delete one or more instances and their root file systems. A running instance\n"
-		 "is refused unless --force is given, which kills it first.\n"
+		 "Delete one or more instances and their root file systems (and snapshots). A\n"
+		 "running instance is refused unless --force is given, which kills it first.\n"
+		 "NAME/SNAP deletes snapshot SNAP of instance NAME.\n"
 		 "\n"
 		 "Flags:\n"
 		 "  -f, --force   Stop (kill) a running instance before deleting it\n"
 		 "\n"
 		 "Example:\n"
-		 "  kiva delete --force c1\n",
+		 "  kiva delete --force c1\n"
+		 "  kiva delete c1/snap0\n",
 };

@@ -1,7 +1,8 @@
-/* kiva info: an instance's configuration and live state in lxc's layout (GET /1.0/instances/<name>
- * and .../state), or, without a name, the server's (GET /1.0), or with --resources the host's
- * hardware and the scheduler's view of it (GET /1.0/resources: LXD's cpu and memory plus KIVA's
- * numa, capacity and sensors), each section printed only when the server has something for it. */
+/* kiva info: an instance's configuration, live state and snapshots in lxc's layout (GET
+ * /1.0/instances/<name>, .../state and .../snapshots?recursion=1), or, without a name, the
+ * server's (GET /1.0), or with --resources the host's hardware and the scheduler's view of it (GET
+ * /1.0/resources: LXD's cpu and memory plus KIVA's numa, capacity and sensors), each section
+ * printed only when the server has something for it. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,7 +238,14 @@ static int instance_info(struct cli_context *ctx, struct cli_client *c, const ch
 		print_network(json_object_get(state, "network"));
 	}
 	print_limits(inst, state);
-	return 0;
+	fflush(stdout);
+	r = cli_snapshots_print(ctx, name, true);
+	if (r == -ENOENT) {
+		/* a kivad without snapshots: the section is left out */
+		ctx->error = (struct kiva_error){0};
+		r = 0;
+	}
+	return r;
 }
 
 /* "Label: name version", leaving out what is missing; nothing when both are. */
@@ -699,8 +707,9 @@ const struct cli_command cli_command_info = {
 		 "       kiva info --resources [--format json|yaml]\n"
 		 "\n"
 		 "With NAME: the instance's status, PID, dates, resource usage (processes, CPU,\n"
-		 "memory, network), its limits.* configuration and its pinning (placement, CPUs,\n"
-		 "memory nodes, NUMA node).\n"
+		 "memory, network), its limits.* configuration, its pinning (placement, CPUs,\n"
+		 "memory nodes, NUMA node) and its snapshots (name, when taken, when they expire,\n"
+		 "size, stateful).\n"
 		 "Without NAME: the server's version, kernel, storage and API extensions.\n"
 		 "With --resources: the host's hardware and the scheduler's view of it: CPU\n"
 		 "sockets, cores and threads, memory, NUMA nodes (dedicated and free CPUs,\n"

@@ -32,7 +32,9 @@ extern const struct cli_command cli_command_launch, cli_command_init, cli_comman
 	cli_command_stop, cli_command_restart, cli_command_pause, cli_command_resume,
 	cli_command_delete, cli_command_list, cli_command_info, cli_command_exec,
 	cli_command_config, cli_command_image, cli_command_operation, cli_command_query,
-	cli_command_version, cli_command_network;
+	cli_command_version, cli_command_network, cli_command_snapshot, cli_command_restore,
+	cli_command_rename, cli_command_copy, cli_command_export, cli_command_import,
+	cli_command_publish;
 
 /* "kiva network acl ...": a sub-command group of network, in cli-network-acl.c. */
 extern const struct cli_command cli_command_network_acl;
@@ -76,6 +78,24 @@ int cli_dispatch_sub(struct cli_context *ctx, const struct cli_command *parent,
 char *cli_resource_path(const char *collection, const char *name, const char *suffix);
 /* "/1.0/instances/<name><suffix>" with name percent-encoded. Caller frees; NULL on OOM. */
 char *cli_instance_path(const char *name, const char *suffix);
+
+/* "/1.0/instances/<instance>/snapshots/<snap>", both percent-encoded. Caller frees; NULL on OOM. */
+char *cli_snapshot_path(const char *instance, const char *snap);
+
+/* DELETE a snapshot (POST {"name": new_name}: rename it) and wait for the operation. Returns 0 or
+ * -errno with ctx->error set (cli-snapshot.c). */
+int cli_snapshot_delete(struct cli_context *ctx, const char *instance, const char *snap);
+int cli_snapshot_rename(struct cli_context *ctx, const char *instance, const char *old,
+			const char *new_name);
+
+/* Prints the snapshot as YAML in the order lxc config show NAME/SNAP uses. Returns 0 or -errno
+ * with ctx->error set. */
+int cli_snapshot_show(struct cli_context *ctx, const char *instance, const char *snap);
+
+/* Prints the snapshots of instance name as a table (NAME, TAKEN AT, EXPIRES AT, SIZE, STATEFUL),
+ * oldest first; with only_if_any, under a "Snapshots:" heading and only when there are some (kiva
+ * info). Returns 0 or -errno with ctx->error set. */
+int cli_snapshots_print(struct cli_context *ctx, const char *name, bool only_if_any);
 
 /* GETs the object at path into *ret_obj (new reference) and its ETag into *ret_etag (may be NULL;
  * NULL when the server sent none). A response that is not a JSON object is -EIO ("Malformed
