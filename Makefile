@@ -48,7 +48,7 @@ FUZZ_SECONDS ?= 30
 fuzz:
 	test -f build-fuzz/build.ninja || CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
 	ninja -C build-fuzz
-	for f in store-fsm api-body image-meta image-archive; do \
+	for f in store-fsm api-body image-meta image-archive backup-import; do \
 		mkdir -p build-fuzz/corpus-$$f && cp -n tests/fuzz/corpus/$$f/* build-fuzz/corpus-$$f/ ; \
 		build-fuzz/tests/fuzz/fuzz-$$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$f || exit 1; \
 	done

@@ -7,6 +7,14 @@
  *   kiva-helper exec LXCPATH NAME [--cwd DIR] [--env K=V]... -- ARGV...
  *   kiva-helper build-busybox DIR SHIFT_BASE
  *   kiva-helper unpack TARBALL DIR SHIFT_BASE MAX_BYTES
+ *   kiva-archive-helper backup-export OUTFILE|- COMPRESSION NAME INSTANCE_DIR BACKUP_YAML_FILE
+ *                                     [SNAPNAME SNAPDIR SNAP_BACKUP_YAML_FILE|-]...
+ *   kiva-archive-helper backup-import ARCHIVE DEST_DIR MAX_BYTES SHIFT_FROM|auto SHIFT_TO
+ *                                     [MAX_RATIO [MAX_ENTRIES]]
+ *
+ * backup-import prints one JSON object on stdout: {"name", "backend", "pool", "snapshots": [...],
+ * "backup_yaml", "shift_from"}. backup-export writes the tarball to OUTFILE (removed on failure)
+ * or to stdout.
  *
  * Contract: exit 0 on success; on failure exactly one line "Error: <message>" on stderr and
  * exit 1. exec instead passes stdin/stdout/stderr to the command, writes one status line to fd 3
@@ -26,6 +34,10 @@
 #include <unistd.h>
 
 #include "basic-error.h"
+#ifdef HELPER_ARCHIVE
+#include "basic-fs.h"
+#include "basic-json.h"
+#endif
 #include "basic-macro.h"
 #include "basic-string.h"
 #include "image.h"
@@ -202,6 +214,127 @@ static int cmd_unpack(char **args, int n, struct kiva_error *err)
 }
 #endif
 
+#ifdef HELPER_ARCHIVE
+static int read_yaml_file(const char *path, char **ret, struct kiva_error *err)
+{
+	size_t len = 0;
+	int r = read_file(path, IMAGE_BACKUP_YAML_MAX_BYTES, ret, &len);
+
+	if (r < 0)
+		return kiva_error_set(err, r, "Failed to read '%s': %s", path, strerror(-r));
+	return 0;
+}
+
+/* backup-export OUTFILE|- COMPRESSION NAME INSTANCE_DIR BACKUP_YAML_FILE
+ *               [SNAPNAME SNAPDIR SNAP_BACKUP_YAML_FILE|-]... */
+static int cmd_backup_export(char **args, int n, struct kiva_error *err)
+{
+	size_t n_snaps = (size_t)(n - 5) / 3;
+	cleanup_free struct image_backup_snapshot *snaps = NULL;
+	cleanup_strv char **texts = NULL;
+	cleanup_free char *yaml = NULL;
+	cleanup_close int fd = -EBADF;
+	bool to_stdout = streq(args[0], "-");
+	struct image_backup_src src = {.name = args[2], .dir = args[3]};
+	int r;
+
+	if ((n - 5) % 3 != 0)
+		return kiva_error_set(err, -EINVAL,
+				      "Each snapshot needs SNAPNAME SNAPDIR SNAP_BACKUP_YAML_FILE");
+	snaps = calloc(n_snaps + 1, sizeof(*snaps));
+	texts = calloc(n_snaps + 1, sizeof(char *));
+	if (!snaps || !texts)
+		return kiva_error_set(err, -ENOMEM, "Out of memory");
+	if (read_yaml_file(args[4], &yaml, err) < 0)
+		return err->code;
+	src.backup_yaml = yaml;
+	for (size_t i = 0; i < n_snaps; i++) {
+		char **a = args + 5 + 3 * i;
+
+		snaps[i] = (struct image_backup_snapshot){.name = a[0], .dir = a[1]};
+		if (!streq(a[2], "-")) {
+			if (read_yaml_file(a[2], &texts[i], err) < 0)
+				return err->code;
+			snaps[i].backup_yaml = texts[i];
+		}
+	}
+	src.snapshots = snaps;
+	src.n_snapshots = n_snaps;
+
+	/* A reader that goes away must turn into an error message, not a silent SIGPIPE. */
+	(void)signal(SIGPIPE, SIG_IGN);
+	if (!to_stdout) {
+		fd = open(args[0], O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return kiva_error_set(err, -errno, "Failed to create '%s': %m", args[0]);
+	}
+	r = image_backup_export(to_stdout ? STDOUT_FILENO : fd, args[1], &src, err);
+	if (r < 0 && !to_stdout)
+		(void)unlink(args[0]);
+	return r;
+}
+
+static int print_backup_info(const struct image_backup_info *info, struct kiva_error *err)
+{
+	cleanup_json json_t *o = json_object(), *snaps = json_array();
+	cleanup_free char *text = NULL;
+
+	if (!o || !snaps)
+		return kiva_error_set(err, -ENOMEM, "Out of memory");
+	for (char **s = info->index.snapshots; *s; s++)
+		if (json_array_append_new(snaps, json_string(*s)) < 0)
+			return kiva_error_set(err, -ENOMEM, "Out of memory");
+	if (json_set_str(o, "name", info->index.name) < 0 ||
+	    (info->index.backend && json_set_str(o, "backend", info->index.backend) < 0) ||
+	    (info->index.pool && json_set_str(o, "pool", info->index.pool) < 0) ||
+	    json_object_set(o, "snapshots", snaps) < 0 ||
+	    json_set_str(o, "backup_yaml", info->backup_yaml) < 0 ||
+	    json_object_set_new(o, "shift_from", json_integer(info->shift_from)) < 0)
+		return kiva_error_set(err, -ENOMEM, "Out of memory");
+	text = json_dump_compact(o);
+	if (!text)
+		return kiva_error_set(err, -ENOMEM, "Out of memory");
+	if (puts(text) == EOF || fflush(stdout) != 0)
+		return kiva_error_set(err, -EIO, "Failed to write the result: %m");
+	return 0;
+}
+
+/* backup-import ARCHIVE DEST_DIR MAX_BYTES SHIFT_FROM|auto SHIFT_TO [MAX_RATIO [MAX_ENTRIES]] */
+static int cmd_backup_import(char **args, int n, struct kiva_error *err)
+{
+	struct image_backup_limits lim = {.max_ratio = IMAGE_BACKUP_DEFAULT_RATIO,
+					  .max_entries = IMAGE_BACKUP_DEFAULT_MAX_ENTRIES};
+	struct image_backup_info info = {0};
+	int64_t v;
+	int r;
+
+	if (parse_int64(args[2], 1, INT64_MAX, &v) < 0)
+		return kiva_error_set(err, -EINVAL, "Invalid size limit '%s'", args[2]);
+	lim.max_bytes = (uint64_t)v;
+	if (streq(args[3], "auto"))
+		lim.shift_from = IMAGE_BACKUP_SHIFT_AUTO;
+	else if (parse_u32(args[3], "shift base", &lim.shift_from, err) < 0)
+		return err->code;
+	if (parse_u32(args[4], "shift base", &lim.shift_to, err) < 0)
+		return err->code;
+	if (n > 5 && parse_u32(args[5], "ratio", &lim.max_ratio, err) < 0)
+		return err->code;
+	if (n > 6) {
+		if (parse_int64(args[6], 0, INT64_MAX, &v) < 0)
+			return kiva_error_set(err, -EINVAL, "Invalid entry limit '%s'", args[6]);
+		lim.max_entries = (uint64_t)v;
+	}
+	lim.allow_devices = lim.shift_to == 0;
+	r = image_backup_import(args[0], args[1], &lim, &info, err);
+	if (r < 0)
+		return kiva_error_default(err, r, "Failed to import '%s': %s", args[0],
+					  strerror(-r));
+	r = print_backup_info(&info, err);
+	image_backup_info_done(&info);
+	return r;
+}
+#endif
+
 static const struct helper_command commands[] = {
 	{"start", "LXCPATH NAME [TIMEOUT_SEC]", 2, 3, false, cmd_start},
 	{"stop", "LXCPATH NAME TIMEOUT_SEC", 3, 3, false, cmd_stop},
@@ -215,6 +348,12 @@ static const struct helper_command commands[] = {
 #endif
 #ifdef HELPER_ARCHIVE
 	{"unpack", "TARBALL DIR SHIFT_BASE MAX_BYTES", 4, 4, false, cmd_unpack},
+	{"backup-export",
+	 "OUTFILE|- COMPRESSION NAME INSTANCE_DIR BACKUP_YAML_FILE [SNAPNAME SNAPDIR SNAP_BACKUP_YAML_FILE|-]...",
+	 5, -1, false, cmd_backup_export},
+	{"backup-import",
+	 "ARCHIVE DEST_DIR MAX_BYTES SHIFT_FROM|auto SHIFT_TO [MAX_RATIO [MAX_ENTRIES]]", 5, 7,
+	 false, cmd_backup_import},
 #endif
 };
 

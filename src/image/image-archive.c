@@ -1,15 +1,16 @@
-/* Safe extraction of LXD unified image tarballs (metadata.yaml, rootfs/, templates/). The only
- * file that includes <archive.h>; linked only by kiva-helper, so the idle daemon never maps
- * libarchive (feasibility §13).
+/* Safe extraction of tar archives, and its first layout: LXD unified image tarballs
+ * (metadata.yaml, rootfs/, templates/). The extractor (image-internal.h) is shared with instance
+ * backups (image-backup.c). Only files of image_archive_lib include <archive.h>; only
+ * kiva-archive-helper links it, so the idle daemon never maps libarchive (feasibility §13).
  *
  * libarchive's own guards are on (ARCHIVE_EXTRACT_SECURE_SYMLINKS, _NODOTDOT,
  * _NOABSOLUTEPATHS), and every entry is checked here as well before it is written: normalized
- * relative path, known top-level name, no path or hard link target through an earlier symlink,
- * hard links only to regular files extracted earlier, no duplicates, no device nodes when
- * shifting, ids inside one idmap range, and a cap on the expanded size. Any failure empties the
- * target directory. libarchive's write-to-disk API resolves paths against the working directory,
- * so image_unpack chdir()s into the target for its duration: call it from a single-threaded
- * process (kiva-helper), not from a thread of kivad. */
+ * relative path, a name the layout knows, no path or hard link target through an earlier symlink,
+ * hard links only to regular files extracted earlier, no duplicates, no device nodes unless
+ * allowed, ids inside one idmap range, and caps on the expanded size and the number of entries.
+ * Any failure empties the target directory. libarchive's write-to-disk API resolves paths against
+ * the working directory, so the extractor chdir()s into the target for its duration: call it from
+ * a single-threaded process (kiva-helper), not from a thread of kivad. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
@@ -27,18 +28,10 @@
 #include "basic-fs.h"
 #include "basic-macro.h"
 #include "basic-string.h"
+#include "image-internal.h"
 #include "image.h"
 
-#define SHIFT_RANGE 65536u
-
-enum seen_type { SEEN_FILE = 1, SEEN_DIR, SEEN_SYMLINK, SEEN_OTHER };
-
-/* Open-addressing hash set of the entry paths seen so far, with their type. */
-struct seen_set {
-	char **keys;
-	unsigned char *types;
-	size_t cap, n;
-};
+#define SHIFT_RANGE IMAGE_ARCHIVE__ID_RANGE
 
 static uint64_t fnv1a(const char *s, size_t n)
 {
@@ -49,7 +42,7 @@ static uint64_t fnv1a(const char *s, size_t n)
 	return h;
 }
 
-static size_t seen_slot(const struct seen_set *s, const char *key, size_t n)
+static size_t set_slot(const struct image_archive__set *s, const char *key, size_t n)
 {
 	size_t i = fnv1a(key, n) & (s->cap - 1);
 
@@ -58,67 +51,63 @@ static size_t seen_slot(const struct seen_set *s, const char *key, size_t n)
 	return i;
 }
 
-/* Type of the path key[0..n), 0 when unseen. */
-static int seen_get(const struct seen_set *s, const char *key, size_t n)
+uint32_t image_archive__set_get(const struct image_archive__set *s, const char *key, size_t n)
 {
 	size_t i;
 
 	if (s->cap == 0)
 		return 0;
-	i = seen_slot(s, key, n);
-	return s->keys[i] ? s->types[i] : 0;
+	i = set_slot(s, key, n);
+	return s->keys[i] ? s->vals[i] : 0;
 }
 
-static int seen_add(struct seen_set *s, const char *key, enum seen_type type)
+int image_archive__set_add(struct image_archive__set *s, const char *key, uint32_t val)
 {
 	size_t n = strlen(key), i;
 
 	if (2 * (s->n + 1) > s->cap) {
-		struct seen_set g = {.cap = s->cap ? s->cap * 2 : 1024};
+		struct image_archive__set g = {.cap = s->cap ? s->cap * 2 : 1024};
 
 		g.keys = calloc(g.cap, sizeof(*g.keys));
-		g.types = calloc(g.cap, sizeof(*g.types));
-		if (!g.keys || !g.types) {
+		g.vals = calloc(g.cap, sizeof(*g.vals));
+		if (!g.keys || !g.vals) {
 			free(g.keys);
-			free(g.types);
+			free(g.vals);
 			return -ENOMEM;
 		}
 		for (size_t k = 0; k < s->cap; k++) {
 			if (!s->keys[k])
 				continue;
-			i = seen_slot(&g, s->keys[k], strlen(s->keys[k]));
+			i = set_slot(&g, s->keys[k], strlen(s->keys[k]));
 			g.keys[i] = s->keys[k];
-			g.types[i] = s->types[k];
+			g.vals[i] = s->vals[k];
 		}
 		g.n = s->n;
 		free(s->keys);
-		free(s->types);
+		free(s->vals);
 		*s = g;
 	}
-	i = seen_slot(s, key, n);
+	i = set_slot(s, key, n);
 	if (s->keys[i])
 		return -EEXIST;
 	s->keys[i] = strdup(key);
 	if (!s->keys[i])
 		return -ENOMEM;
-	s->types[i] = (unsigned char)type;
+	s->vals[i] = val;
 	s->n++;
 	return 0;
 }
 
-static void seen_done(struct seen_set *s)
+void image_archive__set_done(struct image_archive__set *s)
 {
 	for (size_t i = 0; i < s->cap; i++)
 		free(s->keys[i]);
 	free(s->keys);
-	free(s->types);
-	*s = (struct seen_set){0};
+	free(s->vals);
+	*s = (struct image_archive__set){0};
 }
 
-/* Normalizes an entry path into out: drops "." and empty components ("./rootfs//x/" ->
- * "rootfs/x"). Returns 0, or a negative errno with *ret_why saying what is wrong. An empty
- * result (the archive's "./") is returned as "". */
-static int normalize(const char *in, char out[static PATH_MAX], const char **ret_why)
+int image_archive__normalize(const char *in, char out[static PATH_MAX], const char **ret_why)
 {
 	size_t o = 0;
 	const char *p = in;
@@ -156,11 +145,31 @@ static int normalize(const char *in, char out[static PATH_MAX], const char **ret
 	return 0;
 }
 
+int image_archive__map_id(const struct image_archive__idmap *m, int64_t id, uint32_t *ret)
+{
+	if (!m->shift) {
+		if (id < 0 || id > UINT32_MAX)
+			return -ERANGE;
+		*ret = (uint32_t)id;
+		return 0;
+	}
+	if (m->from > 0 && id >= m->from && id - m->from < SHIFT_RANGE) {
+		*ret = m->to + (uint32_t)(id - m->from);
+		return 0;
+	}
+	if (id < 0 || id >= SHIFT_RANGE)
+		return -ERANGE;
+	*ret = m->to + (uint32_t)id;
+	return 0;
+}
+
 /* The symlink that a proper prefix of path goes through, or NULL. */
-static const char *through_symlink(const struct seen_set *seen, const char *path, size_t *ret_len)
+static const char *through_symlink(const struct image_archive__set *seen, const char *path,
+				   size_t *ret_len)
 {
 	for (const char *p = strchr(path, '/'); p; p = strchr(p + 1, '/')) {
-		if (seen_get(seen, path, (size_t)(p - path)) == SEEN_SYMLINK) {
+		if (image_archive__set_get(seen, path, (size_t)(p - path)) ==
+		    IMAGE_ARCHIVE__SYMLINK) {
 			*ret_len = (size_t)(p - path);
 			return path;
 		}
@@ -168,20 +177,11 @@ static const char *through_symlink(const struct seen_set *seen, const char *path
 	return NULL;
 }
 
-static bool top_level_ok(const char *path)
-{
-	size_t n = strcspn(path, "/");
-
-	if (n == strlen("metadata.yaml") && strncmp(path, "metadata.yaml", n) == 0)
-		return !path[n];
-	return (n == strlen("rootfs") && strncmp(path, "rootfs", n) == 0) ||
-	       (n == strlen("templates") && strncmp(path, "templates", n) == 0);
-}
-
-/* Rewrites security.capability for the shifted owner (VFS_CAP_REVISION_3 carries the uid that
- * is root for the capabilities; a v2 entry means host root and would be ignored in the
- * container) and drops trusted.* attributes, which only host root may set. */
-static int shift_xattrs(struct archive_entry *e, uint32_t shift_base, const char **ret_why)
+/* Rewrites security.capability for the mapped owner (VFS_CAP_REVISION_3 carries the uid that is
+ * root for the capabilities; a v2 entry means host root and would be ignored in the container)
+ * and drops trusted.* attributes, which only host root may set. */
+static int map_xattrs(struct archive_entry *e, const struct image_archive__idmap *m,
+		      const char **ret_why)
 {
 	struct {
 		char *name;
@@ -221,7 +221,7 @@ static int shift_xattrs(struct archive_entry *e, uint32_t shift_base, const char
 
 			if (startswith(keep[i].name, "trusted."))
 				continue;
-			if (shift_base > 0 && streq(keep[i].name, "security.capability")) {
+			if (m->shift && streq(keep[i].name, "security.capability")) {
 				uint32_t magic, rootid = 0;
 
 				if (keep[i].size != XATTR_CAPS_SZ_2 &&
@@ -231,11 +231,11 @@ static int shift_xattrs(struct archive_entry *e, uint32_t shift_base, const char
 				magic = le32toh(cap.magic_etc);
 				if (keep[i].size == XATTR_CAPS_SZ_3)
 					rootid = le32toh(cap.rootid);
-				if (rootid >= SHIFT_RANGE)
+				if (image_archive__map_id(m, rootid, &rootid) < 0)
 					continue;
 				cap.magic_etc = htole32(VFS_CAP_REVISION_3 |
 							(magic & VFS_CAP_FLAGS_EFFECTIVE));
-				cap.rootid = htole32(shift_base + rootid);
+				cap.rootid = htole32(rootid);
 				archive_entry_xattr_add_entry(e, keep[i].name, &cap,
 							      XATTR_CAPS_SZ_3);
 				continue;
@@ -250,156 +250,190 @@ static int shift_xattrs(struct archive_entry *e, uint32_t shift_base, const char
 	return r;
 }
 
-struct unpack {
-	const char *tarball;
-	uint32_t shift_base;
-	uint64_t max_bytes;
-	uint64_t total_bytes;
-	struct seen_set seen;
-	bool have_metadata, have_rootfs;
-	struct kiva_error *reterr;
-};
-
-static int refuse(struct unpack *u, int code, const char *path, const char *why)
+int image_archive__refuse(struct image_archive__unpack *u, int code, const char *path,
+			  const char *why)
 {
-	return kiva_error_set(u->reterr, code, "Refusing image entry '%s': %s", path, why);
+	return kiva_error_set(u->reterr, code, "Refusing %s entry '%s': %s", u->what, path, why);
 }
 
-/* Checks one entry and rewrites it for extraction (normalized paths, shifted owner). */
-static int check_entry(struct unpack *u, struct archive_entry *e, char path[static PATH_MAX],
-		       bool *ret_skip)
+/* The type of a non-link entry, or 0 when unsupported. */
+static enum image_archive__type entry_type(struct image_archive__unpack *u, mode_t type,
+					   const char *raw, int *ret_err)
 {
-	char target[PATH_MAX];
+	*ret_err = 0;
+	switch (type) {
+	case AE_IFREG:
+		return IMAGE_ARCHIVE__FILE;
+	case AE_IFDIR:
+		return IMAGE_ARCHIVE__DIR;
+	case AE_IFLNK:
+		return IMAGE_ARCHIVE__SYMLINK;
+	case AE_IFIFO:
+	case AE_IFSOCK:
+		return IMAGE_ARCHIVE__OTHER;
+	case AE_IFCHR:
+	case AE_IFBLK:
+		if (!u->allow_devices) {
+			*ret_err = image_archive__refuse(
+				u, -EPERM, raw,
+				"device nodes are not allowed in unprivileged containers");
+			return 0;
+		}
+		return IMAGE_ARCHIVE__OTHER;
+	default:
+		*ret_err = image_archive__refuse(u, -EINVAL, raw, "unsupported file type");
+		return 0;
+	}
+}
+
+/* Maps and checks the hard link target of e, which the entry at path carries. */
+static int check_hardlink(struct image_archive__unpack *u, struct archive *in,
+			  struct archive_entry *e, const char *raw, const char *link_raw)
+{
+	char target[PATH_MAX], mapped[PATH_MAX] = "";
+	const char *why = NULL;
+	int r = image_archive__normalize(link_raw, target, &why);
+
+	if (r < 0) {
+		char msg[PATH_MAX + 64];
+
+		snprintf(msg, sizeof(msg), "hard link target '%s': %s", link_raw, why);
+		return image_archive__refuse(u, r, raw, msg);
+	}
+	if (target[0]) {
+		r = u->layout->place(u, in, NULL, link_raw, target, mapped);
+		if (r < 0)
+			return r;
+	}
+	if (!mapped[0] ||
+	    image_archive__set_get(&u->seen, mapped, strlen(mapped)) != IMAGE_ARCHIVE__FILE) {
+		char msg[PATH_MAX + 96];
+
+		snprintf(msg, sizeof(msg),
+			 "hard link target '%s' is not a regular file earlier in the archive",
+			 link_raw);
+		return image_archive__refuse(u, -EINVAL, raw, msg);
+	}
+	archive_entry_set_hardlink(e, mapped);
+	return 0;
+}
+
+/* Charges the entry against max_bytes. */
+static int charge(struct image_archive__unpack *u, struct archive_entry *e, const char *raw,
+		  const char *path)
+{
+	uint64_t size = 0;
+
+	if (archive_entry_size_is_set(e) && archive_entry_size(e) > 0)
+		size = (uint64_t)archive_entry_size(e);
+	if (u->entry_bytes > 0)
+		size += u->entry_bytes + strlen(path);
+	if (size == 0)
+		return 0;
+	if (size > u->max_bytes || u->total_bytes > u->max_bytes - size)
+		return kiva_error_set(
+			u->reterr, -EFBIG,
+			"Refusing %s '%s': archive expands past %llu bytes (at '%s')%s", u->what,
+			u->archive, (unsigned long long)u->max_bytes, raw,
+			u->limit_note ? u->limit_note : "");
+	u->total_bytes += size;
+	return 0;
+}
+
+/* Checks one entry and rewrites it for extraction (placed path, mapped owner). *ret_skip: the
+ * layout consumed the entry, or it is the archive's "./". */
+static int check_entry(struct image_archive__unpack *u, struct archive *in, struct archive_entry *e,
+		       char path[static PATH_MAX], bool *ret_skip)
+{
+	char npath[PATH_MAX];
 	const char *raw = archive_entry_pathname(e), *why = NULL, *link_raw;
-	mode_t type = archive_entry_filetype(e);
-	enum seen_type seen_type;
+	enum image_archive__type type;
+	la_int64_t uid, gid;
+	uint32_t new_uid, new_gid;
 	size_t slen;
 	int r;
 
 	*ret_skip = false;
 	if (!raw)
 		return kiva_error_set(u->reterr, -EINVAL,
-				      "Refusing image entry with an unreadable name");
-	r = normalize(raw, path, &why);
+				      "Refusing %s entry with an unreadable name", u->what);
+	r = image_archive__normalize(raw, npath, &why);
 	if (r < 0)
-		return refuse(u, r, raw, why);
-	if (!path[0]) {
+		return image_archive__refuse(u, r, raw, why);
+	if (!npath[0]) {
 		*ret_skip = true; /* "./": the target directory itself */
 		return 0;
 	}
-	if (!top_level_ok(path))
-		return refuse(
-			u, -EINVAL, raw,
-			"not part of an LXD image (expected metadata.yaml, rootfs/, templates/)");
+	if (u->max_entries > 0 && ++u->n_entries > u->max_entries)
+		return kiva_error_set(u->reterr, -EFBIG,
+				      "Refusing %s '%s': more than %llu entries (at '%s')", u->what,
+				      u->archive, (unsigned long long)u->max_entries, raw);
+	path[0] = 0;
+	r = u->layout->place(u, in, e, raw, npath, path);
+	if (r < 0)
+		return r;
+	if (!path[0]) {
+		*ret_skip = true;
+		return 0;
+	}
 	if (through_symlink(&u->seen, path, &slen)) {
 		char msg[PATH_MAX + 64];
 
 		snprintf(msg, sizeof(msg), "it goes through the symlink '%.*s'", (int)slen, path);
-		return refuse(u, -ELOOP, raw, msg);
+		return image_archive__refuse(u, -ELOOP, raw, msg);
 	}
 
 	link_raw = archive_entry_hardlink(e);
 	if (link_raw) {
-		r = normalize(link_raw, target, &why);
-		if (r < 0) {
-			char msg[PATH_MAX + 64];
-
-			snprintf(msg, sizeof(msg), "hard link target '%s': %s", link_raw, why);
-			return refuse(u, r, raw, msg);
-		}
-		if (!target[0] || seen_get(&u->seen, target, strlen(target)) != SEEN_FILE) {
-			char msg[PATH_MAX + 96];
-
-			snprintf(
-				msg, sizeof(msg),
-				"hard link target '%s' is not a regular file earlier in the archive",
-				link_raw);
-			return refuse(u, -EINVAL, raw, msg);
-		}
-		archive_entry_set_hardlink(e, target);
-		seen_type = SEEN_FILE;
+		r = check_hardlink(u, in, e, raw, link_raw);
+		if (r < 0)
+			return r;
+		type = IMAGE_ARCHIVE__FILE;
 	} else {
-		switch (type) {
-		case AE_IFREG:
-			seen_type = SEEN_FILE;
-			break;
-		case AE_IFDIR:
-			seen_type = SEEN_DIR;
-			break;
-		case AE_IFLNK:
-			seen_type = SEEN_SYMLINK;
-			break;
-		case AE_IFIFO:
-		case AE_IFSOCK:
-			seen_type = SEEN_OTHER;
-			break;
-		case AE_IFCHR:
-		case AE_IFBLK:
-			if (u->shift_base > 0)
-				return refuse(
-					u, -EPERM, raw,
-					"device nodes are not allowed in unprivileged containers");
-			seen_type = SEEN_OTHER;
-			break;
-		default:
-			return refuse(u, -EINVAL, raw, "unsupported file type");
-		}
+		type = entry_type(u, archive_entry_filetype(e), raw, &r);
+		if (r < 0)
+			return r;
 	}
+	r = u->layout->check(u, e, raw, path, type);
+	if (r < 0)
+		return r;
 
-	if (streq(path, "metadata.yaml")) {
-		if (seen_type != SEEN_FILE || link_raw)
-			return refuse(u, -EINVAL, raw, "metadata.yaml must be a regular file");
-		if (archive_entry_size(e) > IMAGE_META_MAX_BYTES)
-			return refuse(u, -EFBIG, raw, "metadata.yaml is larger than 1 MiB");
-		u->have_metadata = true;
-	} else if ((streq(path, "rootfs") || streq(path, "templates")) && seen_type != SEEN_DIR) {
-		return refuse(u, -EINVAL, raw, "must be a directory");
-	}
-	if (startswith(path, "rootfs"))
-		u->have_rootfs = true;
-
-	r = seen_add(&u->seen, path, seen_type);
+	r = image_archive__set_add(&u->seen, path, type);
 	if (r == -EEXIST)
-		return refuse(u, -EEXIST, raw, "duplicate entry");
+		return image_archive__refuse(u, -EEXIST, raw, "duplicate entry");
 	if (r < 0)
 		return kiva_error_set(u->reterr, r, "Out of memory");
+	r = charge(u, e, raw, path);
+	if (r < 0)
+		return r;
 
-	if (archive_entry_size_is_set(e) && archive_entry_size(e) > 0) {
-		uint64_t size = (uint64_t)archive_entry_size(e);
-
-		if (size > u->max_bytes || u->total_bytes > u->max_bytes - size)
-			return kiva_error_set(
-				u->reterr, -EFBIG,
-				"Refusing image '%s': archive expands past %llu bytes (at '%s')",
-				u->tarball, (unsigned long long)u->max_bytes, raw);
-		u->total_bytes += size;
-	}
-
-	if (u->shift_base > 0) {
-		la_int64_t uid = archive_entry_uid(e), gid = archive_entry_gid(e);
-
-		if (uid < 0 || gid < 0 || uid >= SHIFT_RANGE || gid >= SHIFT_RANGE) {
+	uid = archive_entry_uid(e);
+	gid = archive_entry_gid(e);
+	if (u->map.shift) {
+		if (image_archive__map_id(&u->map, uid, &new_uid) < 0 ||
+		    image_archive__map_id(&u->map, gid, &new_gid) < 0) {
 			char msg[128];
 
 			snprintf(msg, sizeof(msg),
 				 "owner %lld:%lld is outside the container's %u ids",
 				 (long long)uid, (long long)gid, SHIFT_RANGE);
-			return refuse(u, -ERANGE, raw, msg);
+			return image_archive__refuse(u, -ERANGE, raw, msg);
 		}
-		archive_entry_set_uid(e, uid + u->shift_base);
-		archive_entry_set_gid(e, gid + u->shift_base);
+		archive_entry_set_uid(e, new_uid);
+		archive_entry_set_gid(e, new_gid);
 	}
 	/* Numeric ids only: the names in the archive mean nothing on this host. */
 	archive_entry_set_uname(e, NULL);
 	archive_entry_set_gname(e, NULL);
-	r = shift_xattrs(e, u->shift_base, &why);
+	r = map_xattrs(e, &u->map, &why);
 	if (r < 0)
-		return refuse(u, r, raw, why ? why : "out of memory");
+		return image_archive__refuse(u, r, raw, why ? why : "out of memory");
 	archive_entry_set_pathname(e, path);
 	return 0;
 }
 
-static int copy_data(struct unpack *u, struct archive *in, struct archive *out, const char *path)
+static int copy_data(struct image_archive__unpack *u, struct archive *in, struct archive *out,
+		     const char *path)
 {
 	for (;;) {
 		const void *buf;
@@ -410,17 +444,15 @@ static int copy_data(struct unpack *u, struct archive *in, struct archive *out, 
 		if (r == ARCHIVE_EOF)
 			return 0;
 		if (r < ARCHIVE_WARN)
-			return kiva_error_set(u->reterr, -EIO,
-					      "Failed to read image '%s' at '%s': %s", u->tarball,
-					      path, archive_error_string(in));
+			return kiva_error_set(u->reterr, -EIO, "Failed to read %s '%s' at '%s': %s",
+					      u->what, u->archive, path, archive_error_string(in));
 		if (archive_write_data_block(out, buf, size, offset) < ARCHIVE_WARN)
 			return kiva_error_set(u->reterr, -EIO, "Failed to write '%s': %s", path,
 					      archive_error_string(out));
 	}
 }
 
-/* Removes everything inside dir (not dir itself: it may be a btrfs subvolume). */
-static int empty_dir(const char *dir)
+int image_archive__empty_dir(const char *dir)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -443,7 +475,7 @@ static int empty_dir(const char *dir)
 	return r;
 }
 
-static bool dir_is_empty(const char *dir, int *ret_err)
+bool image_archive__dir_is_empty(const char *dir, int *ret_err)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -484,7 +516,7 @@ static struct archive *reader_new(struct kiva_error *reterr)
 	return a;
 }
 
-static int extract_all(struct unpack *u, struct archive *in, struct archive *out)
+static int extract_all(struct image_archive__unpack *u, struct archive *in, struct archive *out)
 {
 	char path[PATH_MAX];
 
@@ -496,9 +528,9 @@ static int extract_all(struct unpack *u, struct archive *in, struct archive *out
 		if (r == ARCHIVE_EOF)
 			return 0;
 		if (r < ARCHIVE_WARN)
-			return kiva_error_set(u->reterr, -EIO, "Failed to read image '%s': %s",
-					      u->tarball, archive_error_string(in));
-		r = check_entry(u, e, path, &skip);
+			return kiva_error_set(u->reterr, -EIO, "Failed to read %s '%s': %s",
+					      u->what, u->archive, archive_error_string(in));
+		r = check_entry(u, in, e, path, &skip);
 		if (r < 0)
 			return r;
 		if (skip)
@@ -517,40 +549,25 @@ static int extract_all(struct unpack *u, struct archive *in, struct archive *out
 	}
 }
 
-int image_unpack(const char *tarball, const char *dir, uint32_t shift_base, uint64_t max_bytes,
-		 struct kiva_error *reterr)
+int image_archive__extract(struct image_archive__unpack *u, const char *dir)
 {
-	struct unpack u = {.tarball = tarball,
-			   .shift_base = shift_base,
-			   .max_bytes = max_bytes,
-			   .reterr = reterr};
 	struct archive *in = NULL, *out = NULL;
 	cleanup_close int cwd = -EBADF;
-	struct image_meta meta = {0};
-	struct stat st;
-	int r, err;
+	int r;
 
-	if (shift_base > UINT32_MAX - SHIFT_RANGE)
-		return kiva_error_set(reterr, -ERANGE, "Shift base %u is too large", shift_base);
-	if (!dir_is_empty(dir, &err)) {
-		if (err < 0)
-			return kiva_error_set(reterr, err, "Failed to open '%s': %s", dir,
-					      strerror(-err));
-		return kiva_error_set(reterr, -ENOTEMPTY, "'%s' is not empty", dir);
-	}
-	in = reader_new(reterr);
+	in = reader_new(u->reterr);
 	if (!in)
-		return kiva_error_default(reterr, -ENOMEM, "Out of memory");
-	if (archive_read_open_filename(in, tarball, 64 * 1024) != ARCHIVE_OK) {
-		r = kiva_error_set(reterr, -EINVAL, "Failed to read image '%s': %s", tarball,
-				   archive_error_string(in));
+		return kiva_error_default(u->reterr, -ENOMEM, "Out of memory");
+	if (archive_read_open_filename(in, u->archive, 64 * 1024) != ARCHIVE_OK) {
+		r = kiva_error_set(u->reterr, -EINVAL, "Failed to read %s '%s': %s", u->what,
+				   u->archive, archive_error_string(in));
 		archive_read_free(in);
 		return r;
 	}
 	out = archive_write_disk_new();
 	if (!out) {
 		archive_read_free(in);
-		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
+		return kiva_error_set(u->reterr, -ENOMEM, "Out of memory");
 	}
 	archive_write_disk_set_options(out, ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM |
 						    ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR |
@@ -562,31 +579,128 @@ int image_unpack(const char *tarball, const char *dir, uint32_t shift_base, uint
 	if (cwd < 0)
 		cwd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (chdir(dir) < 0) {
-		r = kiva_error_set(reterr, -errno, "Failed to enter '%s': %m", dir);
+		r = kiva_error_set(u->reterr, -errno, "Failed to enter '%s': %m", dir);
 		archive_read_free(in);
 		archive_write_free(out);
 		return r;
 	}
 
-	r = extract_all(&u, in, out);
-	if (r >= 0 && !u.have_metadata)
-		r = kiva_error_set(reterr, -EINVAL, "not an LXD image: no metadata.yaml in '%s'",
-				   tarball);
-	if (r >= 0 && !u.have_rootfs)
-		r = kiva_error_set(
-			reterr, -EINVAL,
-			"'%s' holds only metadata (a split LXD image); only unified images with rootfs/ are supported",
-			tarball);
+	r = extract_all(u, in, out);
+	if (r >= 0 && u->layout->finish)
+		r = u->layout->finish(u);
 	/* Close while still inside dir: libarchive applies deferred directory modes and times
 	 * relative to the working directory. */
 	if (archive_write_close(out) < ARCHIVE_WARN && r >= 0)
-		r = kiva_error_set(reterr, -EIO, "Failed to finish extracting '%s': %s", tarball,
-				   archive_error_string(out));
+		r = kiva_error_set(u->reterr, -EIO, "Failed to finish extracting '%s': %s",
+				   u->archive, archive_error_string(out));
 	archive_write_free(out);
 	archive_read_free(in);
 	if (cwd >= 0)
 		(void)fchdir(cwd);
-	seen_done(&u.seen);
+	return r;
+}
+
+void image_archive__unpack_done(struct image_archive__unpack *u)
+{
+	image_archive__set_done(&u->seen);
+}
+
+/* ---- LXD unified images ---- */
+
+struct image_layout {
+	bool have_metadata, have_rootfs;
+};
+
+static bool top_level_ok(const char *path)
+{
+	size_t n = strcspn(path, "/");
+
+	if (n == strlen("metadata.yaml") && strncmp(path, "metadata.yaml", n) == 0)
+		return !path[n];
+	return (n == strlen("rootfs") && strncmp(path, "rootfs", n) == 0) ||
+	       (n == strlen("templates") && strncmp(path, "templates", n) == 0);
+}
+
+static int image_place(struct image_archive__unpack *u, struct archive *in, struct archive_entry *e,
+		       const char *raw, const char *path, char ret_path[static PATH_MAX])
+{
+	if (e && !top_level_ok(path))
+		return image_archive__refuse(
+			u, -EINVAL, raw,
+			"not part of an LXD image (expected metadata.yaml, rootfs/, templates/)");
+	strcpy(ret_path, path);
+	return 0;
+}
+
+static int image_check(struct image_archive__unpack *u, struct archive_entry *e, const char *raw,
+		       const char *path, enum image_archive__type type)
+{
+	struct image_layout *l = u->userdata;
+
+	if (streq(path, "metadata.yaml")) {
+		if (type != IMAGE_ARCHIVE__FILE || archive_entry_hardlink(e))
+			return image_archive__refuse(u, -EINVAL, raw,
+						     "metadata.yaml must be a regular file");
+		if (archive_entry_size(e) > IMAGE_META_MAX_BYTES)
+			return image_archive__refuse(u, -EFBIG, raw,
+						     "metadata.yaml is larger than 1 MiB");
+		l->have_metadata = true;
+	} else if ((streq(path, "rootfs") || streq(path, "templates")) &&
+		   type != IMAGE_ARCHIVE__DIR) {
+		return image_archive__refuse(u, -EINVAL, raw, "must be a directory");
+	}
+	if (startswith(path, "rootfs"))
+		l->have_rootfs = true;
+	return 0;
+}
+
+static int image_finish(struct image_archive__unpack *u)
+{
+	struct image_layout *l = u->userdata;
+
+	if (!l->have_metadata)
+		return kiva_error_set(u->reterr, -EINVAL,
+				      "not an LXD image: no metadata.yaml in '%s'", u->archive);
+	if (!l->have_rootfs)
+		return kiva_error_set(
+			u->reterr, -EINVAL,
+			"'%s' holds only metadata (a split LXD image); only unified images with rootfs/ are supported",
+			u->archive);
+	return 0;
+}
+
+static const struct image_archive__layout image_layout = {
+	.place = image_place,
+	.check = image_check,
+	.finish = image_finish,
+};
+
+int image_unpack(const char *tarball, const char *dir, uint32_t shift_base, uint64_t max_bytes,
+		 struct kiva_error *reterr)
+{
+	struct image_layout l = {0};
+	struct image_archive__unpack u = {.archive = tarball,
+					  .what = "image",
+					  .layout = &image_layout,
+					  .userdata = &l,
+					  .map = {.shift = shift_base > 0, .to = shift_base},
+					  .allow_devices = shift_base == 0,
+					  .max_bytes = max_bytes,
+					  .reterr = reterr};
+	struct image_meta meta = {0};
+	struct stat st;
+	int r, err;
+
+	if (shift_base > UINT32_MAX - SHIFT_RANGE)
+		return kiva_error_set(reterr, -ERANGE, "Shift base %u is too large", shift_base);
+	if (!image_archive__dir_is_empty(dir, &err)) {
+		if (err < 0)
+			return kiva_error_set(reterr, err, "Failed to open '%s': %s", dir,
+					      strerror(-err));
+		return kiva_error_set(reterr, -ENOTEMPTY, "'%s' is not empty", dir);
+	}
+	r = image_archive__extract(&u, dir);
+	image_archive__unpack_done(&u);
 
 	if (r >= 0) {
 		cleanup_free char *rootfs = strf("%s/rootfs", dir);
@@ -602,6 +716,6 @@ int image_unpack(const char *tarball, const char *dir, uint32_t shift_base, uint
 		image_meta_done(&meta);
 	}
 	if (r < 0)
-		(void)empty_dir(dir);
+		(void)image_archive__empty_dir(dir);
 	return r;
 }

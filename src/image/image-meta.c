@@ -28,6 +28,7 @@
 
 #include "basic-macro.h"
 #include "basic-string.h"
+#include "image-internal.h"
 #include "image.h"
 
 void image_meta_done(struct image_meta *m)
@@ -83,7 +84,7 @@ static size_t utf8_put(char *out, uint32_t cp)
 }
 
 /* True when only blanks and possibly a comment follow. */
-static bool rest_is_empty(const char *s, size_t n)
+bool image_yaml__rest_is_empty(const char *s, size_t n)
 {
 	size_t i = 0;
 
@@ -92,7 +93,7 @@ static bool rest_is_empty(const char *s, size_t n)
 	return i == n || s[i] == '#';
 }
 
-static int double_quoted(const char *s, size_t n, unsigned lineno, char **ret,
+static int double_quoted(const char *file, const char *s, size_t n, unsigned lineno, char **ret,
 			 struct kiva_error *reterr)
 {
 	/* Escapes never grow the text: \uXXXX (6 bytes) is at most 3 bytes of UTF-8. */
@@ -161,40 +162,36 @@ static int double_quoted(const char *s, size_t n, unsigned lineno, char **ret,
 			digits = 8;
 			break;
 		default:
-			return kiva_error_set(reterr, -EINVAL,
-					      "metadata.yaml line %u: unknown escape '\\%c'",
-					      lineno, s[i]);
+			return kiva_error_set(reterr, -EINVAL, "%s line %u: unknown escape '\\%c'",
+					      file, lineno, s[i]);
 		}
 		for (int k = 0; k < digits; k++) {
 			int h = ++i < n ? hexval(s[i]) : -1;
 
 			if (h < 0)
-				return kiva_error_set(reterr, -EINVAL,
-						      "metadata.yaml line %u: bad hex escape",
-						      lineno);
+				return kiva_error_set(reterr, -EINVAL, "%s line %u: bad hex escape",
+						      file, lineno);
 			cp = cp * 16 + (uint32_t)h;
 		}
 		if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return kiva_error_set(reterr, -EINVAL,
-					      "metadata.yaml line %u: bad unicode escape", lineno);
+			return kiva_error_set(reterr, -EINVAL, "%s line %u: bad unicode escape",
+					      file, lineno);
 		o += utf8_put(out + o, cp);
 	}
 	if (i >= n)
-		return kiva_error_set(reterr, -EINVAL,
-				      "metadata.yaml line %u: unterminated quoted string", lineno);
-	if (!rest_is_empty(s + i + 1, n - i - 1))
-		return kiva_error_set(reterr, -EINVAL,
-				      "metadata.yaml line %u: text after the closing quote",
-				      lineno);
+		return kiva_error_set(reterr, -EINVAL, "%s line %u: unterminated quoted string",
+				      file, lineno);
+	if (!image_yaml__rest_is_empty(s + i + 1, n - i - 1))
+		return kiva_error_set(reterr, -EINVAL, "%s line %u: text after the closing quote",
+				      file, lineno);
 	if (memchr(out, 0, o))
-		return kiva_error_set(reterr, -EINVAL, "metadata.yaml line %u: NUL in a string",
-				      lineno);
+		return kiva_error_set(reterr, -EINVAL, "%s line %u: NUL in a string", file, lineno);
 	out[o] = 0;
 	*ret = TAKE_PTR(out);
 	return 0;
 }
 
-static int single_quoted(const char *s, size_t n, unsigned lineno, char **ret,
+static int single_quoted(const char *file, const char *s, size_t n, unsigned lineno, char **ret,
 			 struct kiva_error *reterr)
 {
 	cleanup_free char *out = malloc(n + 1);
@@ -214,19 +211,19 @@ static int single_quoted(const char *s, size_t n, unsigned lineno, char **ret,
 		out[o++] = s[i];
 	}
 	if (i >= n)
-		return kiva_error_set(reterr, -EINVAL,
-				      "metadata.yaml line %u: unterminated quoted string", lineno);
-	if (!rest_is_empty(s + i + 1, n - i - 1))
-		return kiva_error_set(reterr, -EINVAL,
-				      "metadata.yaml line %u: text after the closing quote",
-				      lineno);
+		return kiva_error_set(reterr, -EINVAL, "%s line %u: unterminated quoted string",
+				      file, lineno);
+	if (!image_yaml__rest_is_empty(s + i + 1, n - i - 1))
+		return kiva_error_set(reterr, -EINVAL, "%s line %u: text after the closing quote",
+				      file, lineno);
 	out[o] = 0;
 	*ret = TAKE_PTR(out);
 	return 0;
 }
 
 /* Parses the scalar s[0..n) (the text after "key: ", up to the end of the line). */
-static int scalar(const char *s, size_t n, unsigned lineno, char **ret, struct kiva_error *reterr)
+int image_yaml__scalar(const char *file, const char *s, size_t n, unsigned lineno, char **ret,
+		       struct kiva_error *reterr)
 {
 	char *v;
 
@@ -235,13 +232,13 @@ static int scalar(const char *s, size_t n, unsigned lineno, char **ret, struct k
 		n--;
 	}
 	if (n > 0 && s[0] == '"')
-		return double_quoted(s, n, lineno, ret, reterr);
+		return double_quoted(file, s, n, lineno, ret, reterr);
 	if (n > 0 && s[0] == '\'')
-		return single_quoted(s, n, lineno, ret, reterr);
+		return single_quoted(file, s, n, lineno, ret, reterr);
 	if (n > 0 && strchr("[]{}&*!|>%@`", s[0]))
 		return kiva_error_set(
 			reterr, -EINVAL,
-			"metadata.yaml line %u: unsupported YAML value (only plain or quoted scalars)",
+			"%s line %u: unsupported YAML value (only plain or quoted scalars)", file,
 			lineno);
 	/* Plain scalar: a comment starts at " #". */
 	for (size_t i = 1; i < n; i++) {
@@ -262,7 +259,7 @@ static int scalar(const char *s, size_t n, unsigned lineno, char **ret, struct k
 }
 
 /* True when the value is a block scalar header: "|", "|-", ">+2", ... */
-static bool block_scalar(const char *s, size_t n)
+bool image_yaml__block_scalar(const char *s, size_t n)
 {
 	while (n > 0 && is_blank(*s)) {
 		s++;
@@ -280,7 +277,7 @@ static bool block_scalar(const char *s, size_t n)
 }
 
 /* Splits "key: value" / "key:" at the colon that ends the key. Returns the key length or -1. */
-static ssize_t split_key(const char *s, size_t n)
+ssize_t image_yaml__split_key(const char *s, size_t n)
 {
 	size_t i = 0;
 
@@ -302,7 +299,7 @@ static int set_scalar(char **field, const char *s, size_t n, unsigned lineno,
 		      struct kiva_error *reterr)
 {
 	char *v = NULL;
-	int r = scalar(s, n, lineno, &v, reterr);
+	int r = image_yaml__scalar("metadata.yaml", s, n, lineno, &v, reterr);
 
 	if (r < 0)
 		return r;
@@ -368,7 +365,7 @@ int image_meta_parse(const char *text, size_t len, struct image_meta *ret,
 					"metadata.yaml line %u: inconsistent indentation", lineno);
 				break;
 			}
-			klen = split_key(line + indent, n - indent);
+			klen = image_yaml__split_key(line + indent, n - indent);
 			if (klen < 0) {
 				r = kiva_error_set(
 					reterr, -EINVAL,
@@ -381,7 +378,7 @@ int image_meta_parse(const char *text, size_t len, struct image_meta *ret,
 
 			/* Block scalars (go-yaml writes multi-line strings as |-): skipped, their
 			 * lines are more indented and ignored above. */
-			if (block_scalar(v, vn))
+			if (image_yaml__block_scalar(v, vn))
 				continue;
 			if (key_is(k, (size_t)klen, "os"))
 				r = set_scalar(&m.os, v, vn, lineno, reterr);
@@ -392,7 +389,7 @@ int image_meta_parse(const char *text, size_t len, struct image_meta *ret,
 			continue;
 		}
 
-		klen = split_key(line, n);
+		klen = image_yaml__split_key(line, n);
 		if (klen < 0) {
 			r = kiva_error_set(reterr, -EINVAL,
 					   "metadata.yaml line %u: expected 'key: value'", lineno);
@@ -403,14 +400,15 @@ int image_meta_parse(const char *text, size_t len, struct image_meta *ret,
 
 		/* A key with a nested block (or a block scalar) owns the indented lines after it;
 		 * after a scalar value, indentation is an error. */
-		section = rest_is_empty(v, vn) || block_scalar(v, vn) ? SKIP : TOP;
+		section = image_yaml__rest_is_empty(v, vn) || image_yaml__block_scalar(v, vn) ? SKIP
+											      : TOP;
 		if (key_is(line, (size_t)klen, "architecture")) {
 			r = set_scalar(&m.architecture, v, vn, lineno, reterr);
 		} else if (key_is(line, (size_t)klen, "creation_date")) {
 			cleanup_free char *s = NULL;
 			int64_t date;
 
-			r = scalar(v, vn, lineno, &s, reterr);
+			r = image_yaml__scalar("metadata.yaml", v, vn, lineno, &s, reterr);
 			if (r >= 0 && parse_int64(s, INT64_MIN, INT64_MAX, &date) < 0)
 				r = kiva_error_set(
 					reterr, -EINVAL,
@@ -419,7 +417,7 @@ int image_meta_parse(const char *text, size_t len, struct image_meta *ret,
 			if (r >= 0)
 				m.creation_date = date;
 		} else if (key_is(line, (size_t)klen, "properties")) {
-			if (rest_is_empty(v, vn)) {
+			if (image_yaml__rest_is_empty(v, vn)) {
 				section = PROPERTIES;
 				prop_indent = 0;
 			} else {
@@ -429,7 +427,7 @@ int image_meta_parse(const char *text, size_t len, struct image_meta *ret,
 				while (i < vn && is_blank(v[i]))
 					i++;
 				if (vn - i < 2 || v[i] != '{' || v[i + 1] != '}' ||
-				    !rest_is_empty(v + i + 2, vn - i - 2))
+				    !image_yaml__rest_is_empty(v + i + 2, vn - i - 2))
 					r = kiva_error_set(
 						reterr, -EINVAL,
 						"metadata.yaml line %u: properties must be a block map",
