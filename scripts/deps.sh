@@ -12,6 +12,7 @@ pkgs=(
 	lxc lxc-dev libraft-dev libuv1-dev libwebsockets-dev libwebsockets-evlib-uv
 	libjansson-dev libnl-3-dev libnl-route-3-dev libnftables-dev libldns-dev libsodium-dev
 	libarchive-dev
+	libyaml-dev
 	# runtime
 	btrfs-progs busybox-static util-linux iproute2 nftables psmisc procps
 	# tests (iperf3: QoS rates measured in the containers' network namespaces)

@@ -979,6 +979,34 @@ static int materialize_copy(struct task *t, struct kiva_error *reterr)
 	return write_lxc_config(ctx, t->inst, reterr);
 }
 
+int api_instance_commit_new(struct api_ctx *ctx, struct api_op *op, json_t *inst,
+			    struct kiva_error *reterr)
+{
+	const char *name = json_get_str(inst, "name", "");
+	struct task *t = task_new(ctx, op, name);
+	json_t *ready;
+	int r;
+
+	if (!t) {
+		api_op_fail(op, "Out of memory");
+		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
+	}
+	t->inst = json_incref(inst);
+	if (json_object_set(ctx->creating, name, inst) < 0 ||
+	    apply_disk_limit(ctx, inst, reterr) < 0 || write_lxc_config(ctx, inst, reterr) < 0) {
+		create_rollback(t, reterr && reterr->msg[0] ? reterr->msg : "Out of memory");
+		return -EIO;
+	}
+	ready = record_with_state(inst, "ready");
+	r = task_apply(t, ready ? store_cmd_instance_create(ready) : NULL, create_ready);
+	json_decref(ready);
+	if (r < 0) {
+		create_rollback(t, "Failed to record the instance");
+		return kiva_error_set(reterr, r, "Failed to record the instance");
+	}
+	return 0;
+}
+
 void api_instances_handle_create(struct api_request *req)
 {
 	struct api_ctx *ctx = req->ctx;
@@ -995,6 +1023,10 @@ void api_instances_handle_create(struct api_request *req)
 	bool ephemeral, start;
 	int r;
 
+	if (req->upload) {
+		api_backups_import(req); /* a backup tarball (lxc import) */
+		return;
+	}
 	if (api_parse_body(req, &body) < 0)
 		return;
 	name = json_get_str(body, "name", NULL);
@@ -1204,6 +1236,7 @@ int api_instance_dematerialize(struct api_ctx *ctx, const char *name, struct kiv
 	r = api_snapshots_dematerialize(ctx, name, reterr);
 	if (r < 0)
 		return r;
+	api_backups_forget(ctx, name);
 	(void)rm_rf(logs);
 	return 0;
 }

@@ -151,6 +151,22 @@ json_t *api_instance_render(struct api_ctx *ctx, const json_t *stored, bool with
 int api_instance_materialize(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr);
 int api_instance_dematerialize(struct api_ctx *ctx, const char *name, struct kiva_error *reterr);
 int api_instance_write_config(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr);
+/* Records a new instance whose volumes are already in place (containers/NAME and its snapshot
+ * volumes; imports): its quota, liblxc config, then the store; op ends with the result; on
+ * failure the volumes are removed. */
+int api_instance_commit_new(struct api_ctx *ctx, struct api_op *op, json_t *inst,
+			    struct kiva_error *reterr);
+/* api-backups.c: POST /1.0/instances with a backup tarball as the body. */
+void api_backups_import(struct api_request *req);
+void api_backups_handle_list(struct api_request *req);
+void api_backups_handle_create(struct api_request *req);
+void api_backup_handle_get(struct api_request *req);
+void api_backup_handle_post(struct api_request *req);
+void api_backup_handle_delete(struct api_request *req);
+void api_backup_handle_export(struct api_request *req);
+/* Removes an instance's backups (delete) and leftovers of cut exports/imports (start-up). */
+void api_backups_forget(struct api_ctx *ctx, const char *name);
+void api_backups_reconcile(struct api_ctx *ctx);
 /* Finishes restores cut between their volume renames (start-up). */
 void api_instances_reconcile_restores(struct api_ctx *ctx);
 

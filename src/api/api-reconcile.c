@@ -101,6 +101,7 @@ static void reconcile_instances(struct api_ctx *ctx,
 	/* snapshot volumes of cut creates/deletes, restores cut half-way */
 	api_instances_reconcile_restores(ctx);
 	api_snapshots_reconcile(ctx);
+	api_backups_reconcile(ctx);
 	rc->ctx = ctx;
 	rc->cb = cb;
 	rc->userdata = userdata;

@@ -83,6 +83,8 @@ void api_sched_watch(struct api_ctx *ctx);
 
 /* Scheduled snapshots due at `now` (Unix seconds), missed ones once, expired ones deleted. */
 void api_snapshots_tick(struct api_ctx *ctx, int64_t now);
+/* Deletes expired backups (STATE/backups). */
+void api_backups_tick(struct api_ctx *ctx, int64_t now);
 
 /* Frees every operation (shutdown). */
 void api_ops_free_all(struct api_ctx *ctx);

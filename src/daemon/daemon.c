@@ -102,6 +102,7 @@ static void watch(uv_timer_t *t)
 		api_net_watch(&d->ctx);
 		api_sched_watch(&d->ctx);
 		api_snapshots_tick(&d->ctx, (int64_t)time(NULL));
+		api_backups_tick(&d->ctx, (int64_t)time(NULL));
 	}
 }
 

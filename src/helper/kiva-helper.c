@@ -276,10 +276,17 @@ static int cmd_backup_export(char **args, int n, struct kiva_error *err)
 
 static int print_backup_info(const struct image_backup_info *info, struct kiva_error *err)
 {
-	cleanup_json json_t *o = json_object(), *snaps = json_array();
+	cleanup_json json_t *o = json_object(), *snaps = json_array(), *backup = NULL;
 	cleanup_free char *text = NULL;
+	int r;
 
 	if (!o || !snaps)
+		return kiva_error_set(err, -ENOMEM, "Out of memory");
+	/* the instance's config, devices and snapshots, as JSON for kivad (no YAML there) */
+	r = image_yaml_to_json(info->backup_yaml, strlen(info->backup_yaml), &backup, err);
+	if (r < 0)
+		return r;
+	if (json_object_set(o, "backup", backup) < 0)
 		return kiva_error_set(err, -ENOMEM, "Out of memory");
 	for (char **s = info->index.snapshots; *s; s++)
 		if (json_array_append_new(snaps, json_string(*s)) < 0)

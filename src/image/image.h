@@ -168,3 +168,11 @@ void image_backup_info_done(struct image_backup_info *i);
 int image_backup_import(const char *archive_path, const char *dest_dir,
 			const struct image_backup_limits *lim, struct image_backup_info *ret,
 			struct kiva_error *reterr);
+
+/* Converts a YAML document (backup.yaml) into JSON: mappings → objects, lists → arrays, plain
+ * true/false/null/integers → JSON values, other scalars → strings. Refuses documents over
+ * IMAGE_BACKUP_YAML_MAX_BYTES, nesting over 64 and more than 2^20 nodes (aliases count each time
+ * they are reached), non-scalar keys, a root that is not a mapping. *ret is a new reference.
+ * libyaml: kiva-archive-helper only. */
+typedef struct json_t json_t;
+int image_yaml_to_json(const char *text, size_t len, json_t **ret, struct kiva_error *reterr);
