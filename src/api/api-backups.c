@@ -54,10 +54,17 @@ static json_t *idmap_json(struct api_ctx *ctx)
 /* config as LXD keeps it for a volume whose files are shifted by this host's idmap */
 static json_t *lxd_config(struct api_ctx *ctx, const json_t *config)
 {
-	json_t *out = json_deep_copy(config ? config : json_object());
+	json_t *out = json_object();
+	const char *key;
+	json_t *v;
 
 	if (!out)
 		return NULL;
+	/* KIVA's own volatile keys (volatile.eth0.ipv4.address, …) mean nothing elsewhere and
+	 * LXD refuses unknown keys; an import sets them again */
+	json_object_foreach((json_t *)config, key, v)
+		if (!startswith(key, "volatile.") || streq(key, "volatile.base_image"))
+			json_object_set(out, key, v);
 	json_object_set_new(out, "volatile.idmap.current", idmap_json(ctx));
 	json_object_set_new(out, "volatile.idmap.next", idmap_json(ctx));
 	json_object_set_new(out, "volatile.last_state.idmap", idmap_json(ctx));

@@ -26,6 +26,7 @@ struct image_task {
 	json_t *aliases; /* [{"name", "description"}] to create */
 	json_t *image; /* record being added */
 	json_t *properties; /* publish: properties given by the request */
+	bool public; /* publish: "public": true */
 	size_t next_alias;
 	char filename[256];
 };
@@ -254,6 +255,8 @@ static void files_made(void *userdata, const struct api_spawn_result *res)
 		meta.description ? meta.description : "", "public", 0, "type", "container",
 		"auto_update", 0, "cached", 0, "filename", t->filename);
 	image_meta_done(&meta);
+	if (t->image && t->public)
+		json_object_set_new(t->image, "public", json_true());
 	if (t->image && json_is_object(t->properties)) {
 		const char *key;
 		json_t *v;
@@ -530,6 +533,7 @@ static void create_from_instance(struct api_request *req, const json_t *body)
 	snprintf(t->filename, sizeof(t->filename), "%s", name);
 	t->aliases = aliases ? json_incref((json_t *)aliases) : json_array();
 	t->properties = json_incref(json_object_get(body, "properties"));
+	t->public = json_is_true(json_object_get(body, "public"));
 	api_reply_async(req, op);
 	{
 		struct api_spawn_result ok = {.exit_status = 0};

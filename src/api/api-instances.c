@@ -1799,6 +1799,17 @@ static void restore_begin(struct api_request *req, const json_t *inst, const jso
 		api_reply_error(req, 400, "Invalid restore: expected a snapshot name");
 		return;
 	}
+	/* lxc sends "NAME/SNAP" */
+	if (strchr(snap, '/')) {
+		size_t n = strlen(name);
+
+		if (strncmp(snap, name, n) != 0 || snap[n] != '/') {
+			api_reply_error(req, 400, "Invalid restore '%s': a snapshot of '%s'", snap,
+					name);
+			return;
+		}
+		snap += n + 1;
+	}
 	if (!json_object_get(json_object_get(inst, "snapshots"), snap)) {
 		api_reply_error(req, 404, "Snapshot '%s' of instance '%s' not found", snap, name);
 		return;
@@ -1966,6 +1977,13 @@ static bool update_start(struct api_request *req, bool patch)
 		json_object_set_new(inst, "config", config);
 		if (json_is_string(json_object_get(body, "description")))
 			json_object_set(inst, "description", json_object_get(body, "description"));
+	}
+	if (json_object_get(body, "ephemeral")) {
+		bool eph;
+
+		if (api_body_bool(req, body, "ephemeral", false, &eph) < 0)
+			return false;
+		json_object_set_new(inst, "ephemeral", json_boolean(eph));
 	}
 	if (proto_config_validate(config, &ctx->proto_host, true, &err) < 0) {
 		api_reply_kiva_error(req, &err);

@@ -105,9 +105,11 @@ def test_restore_brings_back_exactly_the_files_and_config(sd, nn):
     assert sd.api.state(c)["status"] == "Running" and sd.api.pid(c) != pid
     assert sh(sd, c, TREE_SUM) == before
     assert sd.api.instance(c)["config"]["limits.memory"] == "64MB"
-    # a stopped instance stays stopped
+    # a stopped instance stays stopped; lxc sends the NAME/SNAP form
     sd.kiva("stop", "--force", c)
-    op(sd, sd.api.put(f"/1.0/instances/{c}", {"restore": "s1"}))
+    op(sd, sd.api.put(f"/1.0/instances/{c}", {"restore": f"{c}/s1"}))
+    st, b = sd.api.put(f"/1.0/instances/{c}", {"restore": "other/s1"})
+    assert st == 400, b
     assert sd.api.state(c)["status"] == "Stopped"
     st, events = sd.api.get("/1.0/events?type=lifecycle")
     actions = [(e["metadata"]["action"], e["metadata"]["source"]) for e in events["metadata"]]
@@ -295,10 +297,11 @@ def test_publish_an_instance_and_a_snapshot(sd, nn):
     try:
         res = op(sd, sd.api.post("/1.0/images", {
             "source": {"type": "instance", "name": c}, "aliases": [{"name": alias_i}],
-            "properties": {"description": "published"}}))
+            "properties": {"description": "published"}, "public": True}))
         fp = res["resources"]["images"][0].rsplit("/", 1)[1]
         st, img = sd.api.get(f"/1.0/images/{fp}")
         assert st == 200 and img["metadata"]["properties"]["description"] == "published"
+        assert img["metadata"]["public"] is True
         op(sd, sd.api.post("/1.0/images", {"source": {"type": "snapshot", "name": f"{c}/s1"},
                                            "aliases": [{"name": alias_s}]}))
         sd.kiva("launch", alias_i, x)
@@ -318,3 +321,16 @@ def test_publish_an_instance_and_a_snapshot(sd, nn):
             sd.force_delete(n)
         for a in (alias_i, alias_s):
             sd.kiva("image", "delete", a, check=False)
+
+
+def test_ephemeral_can_be_changed(sd, nn):
+    c = nn()
+    sd.kiva("launch", "busybox", c, "--ephemeral")
+    assert sd.api.instance(c)["ephemeral"] is True
+    st, b = sd.api.patch(f"/1.0/instances/{c}", {"ephemeral": False})
+    assert st == 200, b
+    assert sd.api.instance(c)["ephemeral"] is False
+    sd.kiva("stop", "--force", c)
+    assert c in sd.api.instance_names(), "no longer ephemeral: kept when stopped"
+    st, b = sd.api.patch(f"/1.0/instances/{c}", {"ephemeral": "yes"})
+    assert st == 400
