@@ -61,6 +61,7 @@ bench: install
 	$(PYTHON) bench/launch.py
 	$(PYTHON) bench/net.py
 	$(PYTHON) bench/sched.py --binary $(BUILD)/bench/sched/bench-sched
+	$(PYTHON) bench/snapshot.py
 
 format:
 	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c')
