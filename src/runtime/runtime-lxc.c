@@ -694,7 +694,8 @@ int runtime_freeze(const char *lxcpath, const char *name, char *errbuf, size_t e
 
 		if (c->set_cgroup_item(c, "freezer.state", "FROZEN")) {
 			for (int i = 0; i < 50000; i++) {
-				int n = c->get_cgroup_item(c, "freezer.state", state, sizeof(state));
+				int n = c->get_cgroup_item(c, "freezer.state", state,
+							   sizeof(state));
 
 				if (n > 0 && strncmp(state, "FROZEN", 6) == 0)
 					return 0;
