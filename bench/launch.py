@@ -16,29 +16,21 @@ failed). Must run as root (`make bench` runs it after `make install`). See bench
 Python 3 standard library only.
 """
 
-import argparse
-import datetime
-import io
-import json
 import os
-import platform
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tarfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (BUSYBOX, PrivateKivad, PrivateLxd, Skip, clean_dir, exit_on_term, finish,  # noqa: E402
+                      fmt_ms, kill_leftover_monitors, log, lxc_monitors, parse_args, pct,
+                      render_table, run, run_until_ok, tail, teardown_all, title_line, verdict)
 
 PID = os.getpid()
 KIVA_STATE = "/var/tmp/kiva-bench-%d" % PID
 LXC_PATH = "/var/tmp/kiva-bench-lxc-%d" % PID
 LXD_DIR = "/var/tmp/kiva-bench-lxd-%d" % PID
-BUSYBOX = "/bin/busybox"
-
-CMD_TIMEOUT = 120  # seconds, any single command
-EXEC_RETRY_TIMEOUT = 15.0  # seconds to wait for `exec true` to work after launch
 
 # The targets of the launch-performance issue (PASS/MISS) and DESIGN.md §11's tighter budgets.
 TARGETS = {
@@ -56,64 +48,6 @@ DESIGN_BUDGETS = {
 }
 
 
-class Skip(Exception):
-    """The system is not available on this machine: its column says so, the run goes on."""
-
-
-class CmdError(Exception):
-    def __init__(self, argv, rc, out):
-        self.argv, self.rc, self.out = argv, rc, out
-        super().__init__("`%s` exited %s: %s" % (" ".join(argv), rc, out.strip()[-1500:]))
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def run(argv, env=None, check=True, timeout=CMD_TIMEOUT, stdin=subprocess.DEVNULL):
-    """Runs argv; returns (rc, combined output, elapsed ms)."""
-    t0 = time.perf_counter()
-    try:
-        p = subprocess.run(argv, env=env, stdin=stdin, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=timeout)
-        rc, out = p.returncode, p.stdout.decode(errors="replace")
-    except subprocess.TimeoutExpired as e:
-        rc, out = "timeout(%ss)" % timeout, (e.output or b"").decode(errors="replace")
-    except FileNotFoundError as e:
-        rc, out = "not-found", str(e)
-    ms = (time.perf_counter() - t0) * 1000.0
-    if check and rc != 0:
-        raise CmdError(argv, rc, out)
-    return rc, out, ms
-
-
-def run_until_ok(argv, env=None, timeout=EXEC_RETRY_TIMEOUT):
-    """Retries argv until it exits 0 (as waiting for RUNNING would); returns elapsed ms."""
-    t0 = time.perf_counter()
-    deadline = t0 + timeout
-    while True:
-        rc, out, _ = run(argv, env=env, check=False, timeout=timeout)
-        if rc == 0:
-            return (time.perf_counter() - t0) * 1000.0
-        if time.perf_counter() > deadline:
-            raise CmdError(argv, rc, out + " (still failing after %.0f s of retries)" % timeout)
-        time.sleep(0.005)
-
-
-def pct(samples, p):
-    """Percentile with linear interpolation between closest ranks (numpy's default)."""
-    s = sorted(samples)
-    if not s:
-        return None
-    k = (len(s) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
 def pss_kib(pid):
     """Sum of Pss from /proc/PID/smaps_rollup, in KiB (None if the process is gone)."""
     try:
@@ -125,174 +59,6 @@ def pss_kib(pid):
         return None
     return None
 
-
-def cmdline(pid):
-    try:
-        with open("/proc/%s/cmdline" % pid, "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
-
-
-def all_pids():
-    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
-
-
-def lxc_monitors(lxcpath_prefix):
-    """[(pid, lxcpath, name)] of the `[lxc monitor] LXCPATH NAME` processes whose lxcpath is
-    lxcpath_prefix or below it."""
-    res = []
-    pre = lxcpath_prefix.rstrip("/")
-    for pid in all_pids():
-        c = cmdline(pid)
-        if not c.startswith("[lxc monitor]"):
-            continue
-        parts = c[len("[lxc monitor]"):].split()
-        if len(parts) < 2:
-            continue
-        path = parts[0].rstrip("/")
-        if path == pre or path.startswith(pre + "/"):
-            res.append((pid, path, parts[1]))
-    return res
-
-
-def proc_alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
-def wait_gone(pid, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if not proc_alive(pid):
-            return True
-        time.sleep(0.05)
-    return not proc_alive(pid)
-
-
-def mounts_under(path):
-    """Mount points at or under path, deepest first (from /proc/self/mountinfo)."""
-    pre = path.rstrip("/")
-    res = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split()[4].encode().decode("unicode_escape")
-            if mp == pre or mp.startswith(pre + "/"):
-                res.append(mp)
-    return sorted(set(res), key=lambda m: (-m.count("/"), m))
-
-
-def loops_under(path):
-    """Loop devices whose backing file is under path."""
-    rc, out, _ = run(["losetup", "-l", "-n", "-O", "NAME,BACK-FILE"], check=False)
-    res = []
-    if rc != 0:
-        return res
-    pre = path.rstrip("/") + "/"
-    for line in out.splitlines():
-        parts = line.split(None, 1)
-        if len(parts) == 2 and parts[1].strip().startswith(pre):
-            res.append(parts[0])
-    return res
-
-
-def clean_dir(path, problems):
-    """Unmounts everything under path, detaches its loop devices, removes it. Never removes a
-    directory that still has a mount under it."""
-    if not os.path.exists(path):
-        return
-    for mp in mounts_under(path):
-        rc, out, _ = run(["umount", mp], check=False)
-        if rc != 0:
-            rc, out, _ = run(["umount", "-l", mp], check=False)
-            if rc != 0:
-                problems.append("umount %s: %s" % (mp, out.strip()))
-    for dev in loops_under(path):
-        run(["losetup", "-d", dev], check=False)
-    left = mounts_under(path)
-    if left:
-        problems.append("not removing %s: still mounted: %s" % (path, ", ".join(left)))
-        return
-    try:
-        shutil.rmtree(path)
-    except OSError as e:
-        problems.append("rm -rf %s: %s" % (path, e))
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def kill_leftover_monitors(lxcpath_prefix, problems):
-    """Force-stops containers whose monitor is still running under lxcpath_prefix."""
-    for pid, path, name in lxc_monitors(lxcpath_prefix):
-        problems.append("container %s/%s was still running; lxc-stop -k" % (path, name))
-        run(["lxc-stop", "-P", path, "-n", name, "-k"], check=False, timeout=30)
-        if not wait_gone(pid, 5):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-
-
-def tail(path, n=40):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-    except OSError as e:
-        return "(cannot read %s: %s)" % (path, e)
-
-
-def build_busybox_rootfs_tar(path):
-    """An LXD unified image: metadata.yaml + rootfs/ holding the host's busybox-static, one symlink
-    per applet (`busybox --list-full`), busybox init with a minimal inittab/rcS, /etc/passwd and
-    /etc/group. Same binary as KIVA's `image build busybox` and the raw liblxc busybox template."""
-    rc, out, _ = run([BUSYBOX, "--list-full"])
-    applets = out.split()
-    now = int(time.time())
-    meta = ("architecture: %s\ncreation_date: %d\nproperties:\n"
-            "  description: busybox (kiva bench)\n  os: busybox\n  release: bench\n"
-            "templates: {}\n") % (platform.machine(), now)
-    with tarfile.open(path, "w:gz", compresslevel=1) as t:
-        def add(name, data=None, mode=0o644, typ=tarfile.REGTYPE, link=""):
-            ti = tarfile.TarInfo(name)
-            ti.mode, ti.type, ti.linkname, ti.mtime = mode, typ, link, now
-            if data is not None:
-                ti.size = len(data)
-                t.addfile(ti, io.BytesIO(data))
-            else:
-                t.addfile(ti)
-
-        add("metadata.yaml", meta.encode())
-        add("rootfs", mode=0o755, typ=tarfile.DIRTYPE)
-        for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "etc/init.d", "proc", "sys",
-                  "dev", "root", "run", "var", "var/log", "mnt"):
-            add("rootfs/" + d, mode=0o755, typ=tarfile.DIRTYPE)
-        add("rootfs/tmp", mode=0o1777, typ=tarfile.DIRTYPE)
-        with open(BUSYBOX, "rb") as f:
-            add("rootfs/bin/busybox", f.read(), 0o755)
-        seen = {"bin/busybox"}
-        for a in applets + ["sbin/init"]:
-            a = a.lstrip("/")
-            if a in seen or "/" not in a:
-                continue
-            seen.add(a)
-            add("rootfs/" + a, typ=tarfile.SYMTYPE, mode=0o777,
-                link="../" * a.count("/") + "bin/busybox")
-        add("rootfs/etc/inittab", b"::sysinit:/etc/init.d/rcS\n::shutdown:/bin/true\n")
-        add("rootfs/etc/init.d/rcS", b"#!/bin/sh\n/bin/hostname -F /etc/hostname 2>/dev/null\nexit 0\n",
-            0o755)
-        add("rootfs/etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
-        add("rootfs/etc/group", b"root:x:0:\n")
-        add("rootfs/etc/hostname", b"busybox\n")
 
 
 # ---------------------------------------------------------------- systems
@@ -338,58 +104,18 @@ class System:
             self.created.remove(name)
 
 
-class Kiva(System):
+class Kiva(System, PrivateKivad):
     key, label = "kiva", "KIVA"
 
     def __init__(self, args):
-        super().__init__()
-        self.kivad = args.kivad or shutil.which("kivad")
-        self.kiva = args.kiva or shutil.which("kiva")
-        self.state = KIVA_STATE
-        self.sock = KIVA_STATE + "/s.sock"
+        System.__init__(self)
+        PrivateKivad.__init__(self, args, KIVA_STATE, KIVA_STATE + "/s.sock")
         self.lxcpath = KIVA_STATE
-        self.env = dict(os.environ, KIVA_SOCKET=self.sock)
-        self.pid = None
-        self.log_copy = None
 
     def setup(self):
-        if not self.kivad or not self.kiva:
+        if not self.kivad or not self.kiva_bin:
             raise Skip("kivad/kiva not installed: run `make install`")
-        os.makedirs(self.state)
-        os.chmod(self.state, 0o711)
-        argv = [self.kivad, "--state-dir", self.state, "--socket", self.sock,
-                "--raft-address", "127.0.0.1:%d" % free_port(), "--daemon"]
-        rc, out, ms = run(argv, check=False, timeout=90)
-        if rc != 0:
-            raise CmdError(argv, rc, out)
-        self.pid = self.find_pid()
-        if not self.pid:
-            raise RuntimeError("kivad --daemon returned 0 but no kivad process holds %s/kivad.lock"
-                               % self.state)
-        self.note = "kivad ready in %.0f ms" % ms
-        _, _, ms = run([self.kiva, "image", "build", "busybox"], env=self.env)
-        self.note += ", image build busybox %.0f ms" % ms
-
-    def find_pid(self):
-        # the holder of STATE/kivad.lock (flock), from /proc/locks ...
-        try:
-            ino = str(os.stat(self.state + "/kivad.lock").st_ino)
-            with open("/proc/locks") as f:
-                for line in f:
-                    parts = line.split()
-                    # 1: FLOCK  ADVISORY  WRITE 1234 fd:00:5678 0 EOF
-                    if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5].split(":")[-1] == ino:
-                        pid = int(parts[4])
-                        if proc_alive(pid) and "kivad" in cmdline(pid):
-                            return pid
-        except OSError:
-            pass
-        # ... or the kivad process with our unique state dir on its command line
-        for pid in all_pids():
-            c = cmdline(pid)
-            if "kivad" in c.split(" ", 1)[0] and self.state in c and proc_alive(pid):
-                return pid
-        return None
+        self.start_kivad("--daemon")
 
     def daemon_pids(self):
         return [self.pid] if self.pid else []
@@ -398,53 +124,21 @@ class Kiva(System):
         # --no-profiles: no NIC, like the raw liblxc (lxc.net type empty) and LXD (no NIC in its
         # default profile) containers of this benchmark; bench/net.py measures what a NIC adds.
         self.created.append(name)
-        return self.steps(("kiva launch", run([self.kiva, "launch", "busybox", name, "--no-profiles"],
-                                              env=self.env)[2]),
-                          ("kiva exec true", run_until_ok([self.kiva, "exec", name, "--", "true"], env=self.env)))
+        return self.steps(("kiva launch", self.kiva("launch", "busybox", name, "--no-profiles")[2]),
+                          ("kiva exec true", run_until_ok([self.kiva_bin, "exec", name, "--", "true"],
+                                                          env=self.env)))
 
     def stop(self, name):
-        return run([self.kiva, "stop", name, "--force"], env=self.env)[2]
+        return self.kiva("stop", name, "--force")[2]
 
     def delete(self, name):
-        ms = run([self.kiva, "delete", name], env=self.env)[2]
+        ms = self.kiva("delete", name)[2]
         self.forget(name)
         return ms
 
-    def save_log(self):
-        """Keeps STATE/kivad.log (the state dir is removed at teardown); returns its new path."""
-        src = self.state + "/kivad.log"
-        if self.log_copy is None and os.path.exists(src):
-            self.log_copy = "/var/tmp/kiva-bench-%d-kivad.log" % PID
-            shutil.copyfile(src, self.log_copy)
-        return self.log_copy
-
     def teardown(self):
-        if self.pid and proc_alive(self.pid):
-            for name in list(self.created):
-                run([self.kiva, "delete", name, "--force"], env=self.env, check=False, timeout=60)
-            self.created = []
-            os.kill(self.pid, signal.SIGTERM)
-            if not wait_gone(self.pid, 30):
-                self.problems.append("kivad %d ignored SIGTERM for 30 s; SIGKILL" % self.pid)
-                os.kill(self.pid, signal.SIGKILL)
-                wait_gone(self.pid, 5)
-        elif not self.pid:
-            # kivad --daemon failed or we never found it: make sure none is left on our state dir
-            pid = self.find_pid() if os.path.isdir(self.state) else None
-            if pid:
-                os.kill(pid, signal.SIGTERM)
-                wait_gone(pid, 30)
-        kill_leftover_monitors(self.state, self.problems)
-        # kivad --purge: the state dir's bridge, veths and nftables tables go too
-        if os.path.isdir(self.state):
-            rc, out, _ = run([self.kivad, "--state-dir", self.state, "--purge"], check=False,
-                             timeout=120)
-            if rc != 0:
-                self.problems.append("kivad --purge: " + out.strip())
-        if os.path.ismount(self.state + "/storage-pools/default"):
-            rc, out, _ = run(["umount", self.state + "/storage-pools/default"], check=False)
-            if rc != 0:
-                self.problems.append("umount storage-pools/default: " + out.strip())
+        self.stop_kivad(self.created)
+        self.created = []
         clean_dir(self.state, self.problems)
 
 
@@ -498,63 +192,32 @@ class RawLxc(System):
         clean_dir(self.lxcpath, self.problems)
 
 
-class Lxd(System):
+class Lxd(PrivateLxd, System):
     key, label = "lxd", "LXD"
 
     def __init__(self, args):
-        super().__init__()
-        self.dir = LXD_DIR
-        self.lxcpath = LXD_DIR + "/containers"
-        self.env = dict(os.environ, LXD_DIR=self.dir, LXD_CONF=self.dir + "/client")
-        self.proc = None
+        System.__init__(self)
+        PrivateLxd.__init__(self, LXD_DIR)
         self.backend = None
-
-    def lxc(self, *a, check=True, timeout=CMD_TIMEOUT):
-        return run(["lxc"] + list(a), env=self.env, check=check, timeout=timeout)
 
     def setup(self):
         if not shutil.which("lxd") or not shutil.which("lxc"):
             raise Skip("lxd/lxc not installed: bash scripts/deps.sh --bench")
-        try:
-            self._setup()
-        except Skip:
-            raise
-        except Exception as e:
-            reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-            if os.path.exists(self.dir + "/lxd.log"):
-                reason += "; lxd.log: " + " | ".join(tail(self.dir + "/lxd.log", 3).splitlines())
-            raise Skip(reason[:400])
+        PrivateLxd.setup(self)
 
     def _setup(self):
-        os.makedirs(self.dir)
-        os.chmod(self.dir, 0o711)
-        logf = open(self.dir + "/lxd.out", "wb")
-        self.proc = subprocess.Popen(["lxd", "--group", "root", "--logfile", self.dir + "/lxd.log"],
-                                     env=self.env, stdin=subprocess.DEVNULL, stdout=logf,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        logf.close()
-        rc, out, ms = run(["lxd", "waitready", "--timeout", "60"], env=self.env, check=False, timeout=90)
-        if rc != 0 or self.proc.poll() is not None:
-            raise Skip("lxd did not become ready: %s %s" % (out.strip(), tail(self.dir + "/lxd.out", 3).strip()))
-        ready_ms = ms
-        # `lxd init --auto` fails here (no free subnet for lxdbr0); a preseed with no network and a
-        # default profile with only a root disk is the `nonet` setup. btrfs on a loop file like
-        # KIVA's pool; the dir backend if btrfs fails.
+        ready_ms = self.start_lxd()
+        # the `nonet` setup (PrivateLxd.PRESEED); btrfs on a loop file like KIVA's pool, the dir
+        # backend if btrfs fails
         for driver, cfg in (("btrfs", "  config:\n    size: 4GiB\n"), ("dir", "")):
-            preseed = ("storage_pools:\n- name: default\n  driver: %s\n%s"
-                       "profiles:\n- name: default\n  devices:\n    root:\n      path: /\n"
-                       "      pool: default\n      type: disk\n") % (driver, cfg)
-            p = subprocess.run(["lxd", "init", "--preseed"], input=preseed.encode(), env=self.env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
-            if p.returncode == 0:
+            ok, out = self.lxd_init("- name: default\n  driver: %s\n%s" % (driver, cfg), "default")
+            if ok:
                 self.backend = driver
                 break
-            self.note += "lxd init with %s failed: %s; " % (driver, p.stdout.decode(errors="replace").strip())
+            self.note += "lxd init with %s failed: %s; " % (driver, out)
         if not self.backend:
             raise Skip("lxd init --preseed failed: " + self.note)
-        img = self.dir + "/busybox-image.tar.gz"
-        build_busybox_rootfs_tar(img)
-        self.lxc("image", "import", img, "--alias", "bb")
+        self.import_busybox()
         rc, out, _ = run(["lxd", "--version"], check=False)
         self.label = "LXD %s (%s)" % (out.strip(), self.backend) if rc == 0 else "LXD (%s)" % self.backend
         self.note += "lxd ready in %.0f ms; storage %s%s; no NIC in the default profile" % (
@@ -575,21 +238,6 @@ class Lxd(System):
         ms = self.lxc("delete", name)[2]
         self.forget(name)
         return ms
-
-    def teardown(self):
-        if self.proc and self.proc.poll() is None:
-            for name in list(self.created):
-                self.lxc("delete", name, "--force", check=False, timeout=60)
-            self.created = []
-            run(["lxd", "shutdown", "--timeout", "60"], env=self.env, check=False, timeout=90)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.problems.append("lxd still running after `lxd shutdown`; SIGKILL")
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        kill_leftover_monitors(self.lxcpath, self.problems)
-        clean_dir(self.dir, self.problems)
 
 
 # ---------------------------------------------------------------- measurement
@@ -679,17 +327,7 @@ def bench_one(sysobj, args, results, failures):
         failures.append((sysobj.label, msg))
         log("   FAILED: %s" % msg)
     finally:
-        # a second Ctrl-C or SIGTERM must not cut the cleanup short
-        saved = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-        try:
-            sysobj.teardown()
-        except Exception as e:  # noqa: BLE001
-            sysobj.problems.append("teardown: %s: %s" % (type(e).__name__, e))
-        finally:
-            for s, h in saved.items():
-                signal.signal(s, h)
-        for p in sysobj.problems:
-            log("   cleanup: %s" % p)
+        teardown_all(sysobj)
         if sysobj.key in results:
             results[sysobj.key]["cleanup_problems"] = sysobj.problems
 
@@ -704,10 +342,6 @@ def docker_result():
 
 
 # ---------------------------------------------------------------- report
-
-
-def fmt_ms(v):
-    return "—" if v is None else ("%.1f ms" % v if v < 100 else "%.0f ms" % v)
 
 
 def fmt_mib(v):
@@ -738,17 +372,8 @@ def report(results, args):
     table = [[""] + [c[1] for c in cols]]
     for title, key, fmt in rows:
         table.append([title] + [cell(results[k], key, fmt) for k, _ in cols])
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    out = []
-    out.append("KIVA launch benchmark — %s, n=%d (+%d warm-up), busybox, %s, %d CPUs"
-               % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), args.n, args.warmup,
-                  platform.release(), os.cpu_count()))
-    out.append("")
-    for i, r in enumerate(table):
-        line = r[0].ljust(widths[0]) + "  " + "  ".join(r[j].rjust(widths[j]) for j in range(1, len(r)))
-        out.append(line.rstrip())
-        if i == 0:
-            out.append("-" * len(line))
+    out = [title_line("launch", "n=%d (+%d warm-up), " % (args.n, args.warmup)), ""]
+    out += render_table(table)
     out.append("")
     for k, lbl in cols:
         res = results[k]
@@ -774,12 +399,6 @@ def report(results, args):
             return "n/a×" if not r else ("%.1f×" % r if r >= 1 else "%.1f× (KIVA slower)" % r)
         out.append("KIVA launch is %s faster than LXD, %s vs raw liblxc" % (x(r_lxd), x(r_lxc)))
         out.append("")
-
-    def verdict(v, limit, higher_is_better=False):
-        if v is None:
-            return "n/a"
-        ok = v >= limit if higher_is_better else v <= limit
-        return "PASS" if ok else "MISS"
 
     checks = [
         ("launch p50 ≤ %.0f ms" % TARGETS["launch_p50_ms"], fmt_ms(kl),
@@ -812,19 +431,15 @@ def report(results, args):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=20, help="measured iterations per system (default 20)")
-    ap.add_argument("--warmup", type=int, default=1,
-                    help="unmeasured launch/stop/delete cycles first (default 1)")
-    ap.add_argument("--running", type=int, default=20,
-                    help="containers running for the control-plane PSS (default 20, 0 to skip)")
-    ap.add_argument("--systems", default="lxc,kiva,lxd,docker",
-                    help="comma-separated subset of lxc,kiva,lxd,docker (default: all)")
-    ap.add_argument("--json", metavar="FILE", help="also write all results and samples as JSON")
-    ap.add_argument("--kivad", help="kivad binary (default: from PATH)")
-    ap.add_argument("--kiva", help="kiva binary (default: from PATH)")
-    args = ap.parse_args()
+    ap, args = parse_args(__doc__, [
+        ("--n", dict(type=int, default=20, help="measured iterations per system (default 20)")),
+        ("--warmup", dict(type=int, default=1,
+                          help="unmeasured launch/stop/delete cycles first (default 1)")),
+        ("--running", dict(type=int, default=20,
+                           help="containers running for the control-plane PSS (default 20, 0 to skip)")),
+        ("--systems", dict(default="lxc,kiva,lxd,docker",
+                           help="comma-separated subset of lxc,kiva,lxd,docker (default: all)")),
+    ])
     if args.n < 1:
         ap.error("--n must be ≥ 1")
     if os.geteuid() != 0:
@@ -833,11 +448,7 @@ def main():
         sys.exit("%s missing: apt-get install busybox-static" % BUSYBOX)
     wanted = [s.strip() for s in args.systems.split(",") if s.strip()]
 
-    def on_term(signum, frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGHUP, on_term)
+    exit_on_term()
 
     results, failures = {}, []
     t0 = time.time()
@@ -848,18 +459,8 @@ def main():
     if "docker" in wanted:
         results["docker"] = docker_result()
     text, verdicts = report(results, args)
-    print(text)
-    print("\n(total %.0f s)" % (time.time() - t0))
-    if args.json:
-        doc = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-               "host": {"kernel": platform.release(), "cpus": os.cpu_count()},
-               "args": vars(args), "targets": TARGETS, "design_budgets": DESIGN_BUDGETS,
-               "verdicts": verdicts, "results": results}
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-    for label, msg in failures:
-        print("\n%s FAILED:\n%s" % (label, msg), file=sys.stderr)
+    finish(text, t0, args, failures, targets=TARGETS, design_budgets=DESIGN_BUDGETS,
+           verdicts=verdicts, results=results)
     return 1 if any(label == "KIVA" for label, _ in failures) else 0
 
 

@@ -18,19 +18,18 @@ inside the containers' and this script's own network namespaces. See bench/READM
 Python 3 standard library only.
 """
 
-import argparse
-import datetime
 import hashlib
 import json
 import os
-import platform
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (CmdError, PrivateKivad, exit_on_term, finish, fmt_ms, log, main_interruptible,  # noqa: E402
+                      median, parse_args, pct, read_sysctl, run, run_until_ok, tail, teardown_all,
+                      title_line, verdict)
 
 PID = os.getpid()
 STATE = "/var/tmp/kiva-benchnet-%d" % PID
@@ -40,121 +39,13 @@ VETH_A, VETH_B = "kbn%da" % PID, "kbn%db" % PID
 RAW_NET = "10.199.%d" % (PID % 254 + 1)  # only ever configured inside NS_A / NS_B
 IPERF_PORT = 5201  # inside the containers' / the script's namespaces only
 
-CMD_TIMEOUT = 120
-EXEC_RETRY_TIMEOUT = 15.0
-
 TARGETS = {
     "tcp_ratio_pct": 90.0,  # bridge >= 90% of the raw veth pair
     "nic_launch_added_ms": 10.0,  # p50(with eth0) - p50(without NIC) <= 10 ms
 }
 
 
-class CmdError(Exception):
-    def __init__(self, argv, rc, out):
-        self.argv, self.rc, self.out = argv, rc, out
-        super().__init__("`%s` exited %s: %s" % (" ".join(argv), rc, out.strip()[-1500:]))
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
 # ---------------------------------------------------------------- helpers
-
-
-def run(argv, env=None, check=True, timeout=CMD_TIMEOUT):
-    """Runs argv; returns (rc, combined output, elapsed ms)."""
-    t0 = time.perf_counter()
-    try:
-        p = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=timeout)
-        rc, out = p.returncode, p.stdout.decode(errors="replace")
-    except subprocess.TimeoutExpired as e:
-        rc, out = "timeout(%ss)" % timeout, (e.output or b"").decode(errors="replace")
-    except FileNotFoundError as e:
-        rc, out = "not-found", str(e)
-    ms = (time.perf_counter() - t0) * 1000.0
-    if check and rc != 0:
-        raise CmdError(argv, rc, out)
-    return rc, out, ms
-
-
-def run_until_ok(argv, env=None, timeout=EXEC_RETRY_TIMEOUT):
-    """Retries argv until it exits 0 (as waiting for RUNNING would); returns elapsed ms."""
-    t0 = time.perf_counter()
-    deadline = t0 + timeout
-    while True:
-        rc, out, _ = run(argv, env=env, check=False, timeout=timeout)
-        if rc == 0:
-            return (time.perf_counter() - t0) * 1000.0
-        if time.perf_counter() > deadline:
-            raise CmdError(argv, rc, out + " (still failing after %.0f s of retries)" % timeout)
-        time.sleep(0.005)
-
-
-def pct(samples, p):
-    """Percentile with linear interpolation between closest ranks (numpy's default)."""
-    s = sorted(samples)
-    if not s:
-        return None
-    k = (len(s) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def median(samples):
-    return statistics.median(samples) if samples else None
-
-
-def cmdline(pid):
-    try:
-        with open("/proc/%s/cmdline" % pid, "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
-
-
-def proc_alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
-def wait_gone(pid, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if not proc_alive(pid):
-            return True
-        time.sleep(0.05)
-    return not proc_alive(pid)
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def tail(path, n=40):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-    except OSError as e:
-        return "(cannot read %s: %s)" % (path, e)
-
-
-def read_sysctl(path):
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return None
 
 
 def listening(pid, port):
@@ -176,41 +67,19 @@ def listening(pid, port):
 # ---------------------------------------------------------------- KIVA
 
 
-class Kivad:
+class Kivad(PrivateKivad):
     """A private kivad on STATE, and the kiva client pointed at it."""
 
     def __init__(self, args):
-        self.kivad = args.kivad or shutil.which("kivad")
-        self.kiva_bin = args.kiva or shutil.which("kiva")
-        self.sock = STATE + "/s.sock"
-        self.env = dict(os.environ, KIVA_SOCKET=self.sock)
-        self.pid = None
+        super().__init__(args, STATE, STATE + "/s.sock")
         self.instances = set()  # names that may exist
         self.network = None  # the default network (the default profile's eth0)
         self.table = None  # KIVA's nftables table name (bridge and inet families)
-        self.note = ""
-        self.problems = []
-        self.log_copy = None
-
-    def kiva(self, *a, check=True, timeout=CMD_TIMEOUT):
-        return run([self.kiva_bin] + list(a), env=self.env, check=check, timeout=timeout)
 
     def start(self):
         if not self.kivad or not self.kiva_bin:
             raise RuntimeError("kivad/kiva not installed: run `make install`")
-        os.makedirs(STATE)
-        os.chmod(STATE, 0o711)
-        argv = [self.kivad, "--state-dir", STATE, "--socket", self.sock,
-                "--raft-address", "127.0.0.1:%d" % free_port(), "--pool-size", "4GiB", "--daemon"]
-        rc, out, ms = run(argv, check=False, timeout=90)
-        self.pid = self.find_pid()
-        if rc != 0:
-            raise CmdError(argv, rc, out)
-        if not self.pid:
-            raise RuntimeError("kivad --daemon returned 0 but no kivad process holds %s/kivad.lock" % STATE)
-        self.note = "kivad ready in %.0f ms" % ms
-        _, _, ms = self.kiva("image", "build", "busybox")
-        self.note += ", image build busybox %.0f ms" % ms
+        self.start_kivad("--pool-size", "4GiB", "--daemon")
         self.network = self.default_network()
         # kivad names its tables kiva_<first 8 hex of sha256(realpath(state dir))> off
         # /var/lib/kiva; check that against the kernel's table list
@@ -221,27 +90,6 @@ class Kivad:
         self.table = "kiva_" + tid
         if self.table not in bridge_tables:
             self.note += "; table bridge %s not found (tables: %s)" % (self.table, ", ".join(bridge_tables))
-
-    def find_pid(self):
-        # the holder of STATE/kivad.lock (flock), from /proc/locks ...
-        try:
-            ino = str(os.stat(STATE + "/kivad.lock").st_ino)
-            with open("/proc/locks") as f:
-                for line in f:
-                    parts = line.split()
-                    if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5].split(":")[-1] == ino:
-                        pid = int(parts[4])
-                        if proc_alive(pid) and "kivad" in cmdline(pid):
-                            return pid
-        except OSError:
-            pass
-        # ... or the kivad process with our unique state dir on its command line
-        for d in os.listdir("/proc"):
-            if d.isdigit():
-                c = cmdline(d)
-                if "kivad" in c.split(" ", 1)[0] and STATE in c and proc_alive(int(d)):
-                    return int(d)
-        return None
 
     def query(self, path):
         return json.loads(self.kiva("query", path)[1])
@@ -256,7 +104,7 @@ class Kivad:
             raise RuntimeError("expected one managed network on a fresh kivad, found %r" % managed)
         return managed[0]
 
-    def state(self, name):
+    def instance_state(self, name):
         st = self.query("/1.0/instances/%s/state" % name)
         return st.get("metadata", st) if isinstance(st, dict) else st
 
@@ -272,40 +120,12 @@ class Kivad:
             self.kiva("delete", "--force", *names)
             self.instances.difference_update(names)
 
-    def save_log(self):
-        src = STATE + "/kivad.log"
-        if self.log_copy is None and os.path.exists(src):
-            self.log_copy = "/var/tmp/kiva-benchnet-%d-kivad.log" % PID
-            shutil.copyfile(src, self.log_copy)
-        return self.log_copy
-
     def teardown(self):
-        """Force-deletes every instance, SIGTERM kivad, `kivad --purge`."""
+        """Force-deletes every instance, SIGTERM kivad, `kivad --purge`; says what is left."""
         if not os.path.isdir(STATE):
             return
-        if not self.pid:
-            self.pid = self.find_pid()
-        if self.pid and proc_alive(self.pid):
-            names = set(self.instances)
-            rc, out, _ = self.kiva("list", "-f", "csv", check=False, timeout=60)
-            if rc == 0:
-                names.update(l.split(",")[0] for l in out.splitlines() if l.strip())
-            names = sorted(names)
-            for i in range(0, len(names), 25):
-                rc, out, _ = self.kiva("delete", "--force", *names[i:i + 25], check=False, timeout=120)
-                if rc != 0:
-                    for n in names[i:i + 25]:
-                        self.kiva("delete", "--force", n, check=False, timeout=60)
-            self.instances.clear()
-            os.kill(self.pid, signal.SIGTERM)
-            if not wait_gone(self.pid, 30):
-                self.problems.append("kivad %d ignored SIGTERM for 30 s; SIGKILL" % self.pid)
-                os.kill(self.pid, signal.SIGKILL)
-                wait_gone(self.pid, 5)
-        if self.kivad:
-            rc, out, _ = run([self.kivad, "--state-dir", STATE, "--purge"], check=False, timeout=180)
-            if rc != 0:
-                self.problems.append("kivad --state-dir %s --purge exited %s: %s" % (STATE, rc, out.strip()[-500:]))
+        self.stop_kivad(self.instances)
+        self.instances.clear()
         if os.path.exists(STATE):
             self.problems.append("%s still exists after --purge (left in place)" % STATE)
         if self.network and os.path.exists("/sys/class/net/" + self.network):
@@ -393,7 +213,7 @@ def measure_tcp(k, raw, args, r):
     r["bridge_bps"], r["raw_bps"] = [], []
     k.launch("ta")
     k.launch("tb")
-    sa, sb = k.state("ta"), k.state("tb")
+    sa, sb = k.instance_state("ta"), k.instance_state("tb")
     addr = [a["address"] for a in sa["network"]["eth0"]["addresses"] if a["family"] == "inet"][0]
     pa, pb = sa["pid"], sb["pid"]
     raw.setup()
@@ -511,18 +331,8 @@ def measure_acl(k, args, r):
 # ---------------------------------------------------------------- report
 
 
-def fmt_ms(v):
-    return "—" if v is None else ("%.1f ms" % v if v < 100 else "%.0f ms" % v)
-
-
 def fmt_gbit(v):
     return "—" if v is None else "%.2f Gbit/s" % (v / 1e9)
-
-
-def verdict(v, limit, higher_is_better=False):
-    if v is None:
-        return "n/a"
-    return "PASS" if (v >= limit if higher_is_better else v <= limit) else "MISS"
 
 
 def report(r, args, failed, k):
@@ -563,8 +373,7 @@ def report(r, args, failed, k):
     ]
     table = [("", "value", "samples")] + rows
     w = [max(len(row[i]) for row in table) for i in range(3)]
-    out = ["KIVA network benchmark — %s, busybox, %s, %d CPUs"
-           % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), platform.release(), os.cpu_count()), ""]
+    out = [title_line("network", ""), ""]
     for i, row in enumerate(table):
         line = "%s  %s  %s" % (row[0].ljust(w[0]), row[1].rjust(w[1]), row[2])
         out.append(line.rstrip())
@@ -620,19 +429,15 @@ def report(r, args, failed, k):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=3, help="iperf3 runs per path (default 3)")
-    ap.add_argument("--seconds", type=int, default=5, help="seconds per iperf3 run (default 5)")
-    ap.add_argument("--n", type=int, default=20, help="measured launches with and without a NIC (default 20)")
-    ap.add_argument("--warmup", type=int, default=1, help="unmeasured launch pairs first (default 1)")
-    ap.add_argument("--instances", type=int, default=50, help="running instances for the ACL part (default 50)")
-    ap.add_argument("--cycles", type=int, default=5, help="ACL rule add/remove cycles (default 5)")
-    ap.add_argument("--parts", default="tcp,launch,acl", help="comma-separated subset of tcp,launch,acl")
-    ap.add_argument("--json", metavar="FILE", help="also write all results and samples as JSON")
-    ap.add_argument("--kivad", help="kivad binary (default: from PATH)")
-    ap.add_argument("--kiva", help="kiva binary (default: from PATH)")
-    args = ap.parse_args()
+    ap, args = parse_args(__doc__, [
+        ("--runs", dict(type=int, default=3, help="iperf3 runs per path (default 3)")),
+        ("--seconds", dict(type=int, default=5, help="seconds per iperf3 run (default 5)")),
+        ("--n", dict(type=int, default=20, help="measured launches with and without a NIC (default 20)")),
+        ("--warmup", dict(type=int, default=1, help="unmeasured launch pairs first (default 1)")),
+        ("--instances", dict(type=int, default=50, help="running instances for the ACL part (default 50)")),
+        ("--cycles", dict(type=int, default=5, help="ACL rule add/remove cycles (default 5)")),
+        ("--parts", dict(default="tcp,launch,acl", help="comma-separated subset of tcp,launch,acl")),
+    ])
     if min(args.runs, args.seconds, args.n, args.instances, args.cycles) < 1:
         ap.error("--runs, --seconds, --n, --instances and --cycles must be ≥ 1")
     if os.geteuid() != 0:
@@ -642,11 +447,7 @@ def main():
             sys.exit("%s not found (apt-get install iperf3 util-linux iproute2 nftables)" % tool)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
 
-    def on_term(signum, frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGHUP, on_term)
+    exit_on_term()
 
     t0 = time.time()
     k, raw = Kivad(args), RawPair()
@@ -676,9 +477,7 @@ def main():
                 failed[part] = "%s: %s" % (type(e).__name__, e)
                 log("   FAILED: %s" % failed[part])
                 # leave no instance of the failed part behind for the next one
-                names = sorted(k.instances)
-                for i in range(0, len(names), 25):
-                    k.kiva("delete", "--force", *names[i:i + 25], check=False)
+                k.delete_all(k.instances)
                 k.instances.clear()
                 raw.teardown()
                 raw.made = False
@@ -687,20 +486,8 @@ def main():
             if path:
                 log("   kivad log kept at %s, last lines:\n%s" % (path, tail(path, 20)))
     finally:
-        # a second Ctrl-C or SIGTERM must not cut the cleanup short
-        saved = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-        try:
-            log("== cleanup")
-            for obj in (k, raw):
-                try:
-                    obj.teardown()
-                except Exception as e:  # noqa: BLE001
-                    obj.problems.append("teardown: %s: %s" % (type(e).__name__, e))
-        finally:
-            for s, h in saved.items():
-                signal.signal(s, h)
-        for p in k.problems + raw.problems:
-            log("   cleanup: %s" % p)
+        log("== cleanup")
+        teardown_all(k, raw)
     for p in parts:
         if p not in failed and p not in ("tcp", "launch", "acl"):
             failed[p] = "unknown part"
@@ -708,23 +495,10 @@ def main():
         if p not in parts:
             failed.setdefault(p, "not run (--parts)")
     text, verdicts = report(r, args, failed, k)
-    print(text)
-    print("\n(total %.0f s)" % (time.time() - t0))
-    if args.json:
-        doc = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-               "host": {"kernel": platform.release(), "cpus": os.cpu_count()},
-               "args": vars(args), "targets": TARGETS, "verdicts": verdicts,
-               "network": k.network, "nft_table": k.table, "results": r, "failed": failed,
-               "cleanup_problems": k.problems + raw.problems}
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=2, ensure_ascii=False)
-            f.write("\n")
+    finish(text, t0, args, targets=TARGETS, verdicts=verdicts, network=k.network, nft_table=k.table,
+           results=r, failed=failed, cleanup_problems=k.problems + raw.problems)
     return 1 if any(not m.startswith("not run") for m in failed.values()) else 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # cleanup has run (finally in main)
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    main_interruptible(main)  # on Ctrl-C, cleanup has run (finally in main)

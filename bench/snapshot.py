@@ -18,33 +18,28 @@ fails because a number is bad, only when KIVA cannot run (exit 1). Must run as r
 Python 3 standard library only.
 """
 
-import argparse
 import datetime
 import http.client
-import io
 import json
 import math
 import os
-import platform
 import re
 import shutil
-import signal
 import socket
-import statistics
-import subprocess
 import sys
-import tarfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (CMD_TIMEOUT, PrivateKivad, PrivateLxd, Skip, clean_dir, exit_on_term, finish,  # noqa: E402
+                      fmt_ms, log, main_interruptible, median, parse_args, pct, render_table, run,
+                      run_until_ok, tail, teardown_all, title_line, verdict)
 
 PID = os.getpid()
 KIVA_STATE = "/var/tmp/kiva-benchsnap-%d" % PID
 LXD_DIR = "/var/tmp/kiva-benchsnap-lxd-%d" % PID
 FILES_DIR = "/var/tmp/kiva-benchsnap-files-%d" % PID  # the export files
-BUSYBOX = "/bin/busybox"
 
-CMD_TIMEOUT = 120  # seconds, any single command or request
 IO_TIMEOUT = 1800  # seconds, one export or import of the big rootfs
-EXEC_RETRY_TIMEOUT = 15.0  # seconds to wait for `exec true` to work after launch
 
 # The targets of the snapshot issue (PASS/FAIL), compared against KIVA's API p50.
 TARGETS = {
@@ -55,240 +50,8 @@ TARGETS = {
 ISSUE_LXD_SNAPSHOT_MS = {"dir": 97.0, "btrfs": 41.0}
 
 
-class Skip(Exception):
-    """The system (or a part of it) is not available on this machine: it says so, the run goes on."""
-
-
-class CmdError(Exception):
-    def __init__(self, argv, rc, out):
-        self.argv, self.rc, self.out = argv, rc, out
-        super().__init__("`%s` exited %s: %s" % (" ".join(argv), rc, out.strip()[-1500:]))
-
-
 class ApiError(Exception):
     pass
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def run(argv, env=None, check=True, timeout=CMD_TIMEOUT):
-    """Runs argv; returns (rc, combined output, elapsed ms)."""
-    t0 = time.perf_counter()
-    try:
-        p = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=timeout)
-        rc, out = p.returncode, p.stdout.decode(errors="replace")
-    except subprocess.TimeoutExpired as e:
-        rc, out = "timeout(%ss)" % timeout, (e.output or b"").decode(errors="replace")
-    except FileNotFoundError as e:
-        rc, out = "not-found", str(e)
-    ms = (time.perf_counter() - t0) * 1000.0
-    if check and rc != 0:
-        raise CmdError(argv, rc, out)
-    return rc, out, ms
-
-
-def run_until_ok(argv, env=None, timeout=EXEC_RETRY_TIMEOUT):
-    """Retries argv until it exits 0 (as waiting for RUNNING would); returns elapsed ms."""
-    t0 = time.perf_counter()
-    deadline = t0 + timeout
-    while True:
-        rc, out, _ = run(argv, env=env, check=False, timeout=timeout)
-        if rc == 0:
-            return (time.perf_counter() - t0) * 1000.0
-        if time.perf_counter() > deadline:
-            raise CmdError(argv, rc, out + " (still failing after %.0f s of retries)" % timeout)
-        time.sleep(0.005)
-
-
-def pct(samples, p):
-    """Percentile with linear interpolation between closest ranks (numpy's default)."""
-    s = sorted(samples)
-    if not s:
-        return None
-    k = (len(s) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def median(samples):
-    return statistics.median(samples) if samples else None
-
-
-def cmdline(pid):
-    try:
-        with open("/proc/%s/cmdline" % pid, "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
-
-
-def all_pids():
-    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
-
-
-def lxc_monitors(lxcpath_prefix):
-    """[(pid, lxcpath, name)] of the `[lxc monitor] LXCPATH NAME` processes whose lxcpath is
-    lxcpath_prefix or below it."""
-    res = []
-    pre = lxcpath_prefix.rstrip("/")
-    for pid in all_pids():
-        c = cmdline(pid)
-        if not c.startswith("[lxc monitor]"):
-            continue
-        parts = c[len("[lxc monitor]"):].split()
-        if len(parts) < 2:
-            continue
-        path = parts[0].rstrip("/")
-        if path == pre or path.startswith(pre + "/"):
-            res.append((pid, path, parts[1]))
-    return res
-
-
-def proc_alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
-def wait_gone(pid, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if not proc_alive(pid):
-            return True
-        time.sleep(0.05)
-    return not proc_alive(pid)
-
-
-def mounts_under(path):
-    """Mount points at or under path, deepest first (from /proc/self/mountinfo)."""
-    pre = path.rstrip("/")
-    res = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split()[4].encode().decode("unicode_escape")
-            if mp == pre or mp.startswith(pre + "/"):
-                res.append(mp)
-    return sorted(set(res), key=lambda m: (-m.count("/"), m))
-
-
-def loops_under(path):
-    """Loop devices whose backing file is under path."""
-    rc, out, _ = run(["losetup", "-l", "-n", "-O", "NAME,BACK-FILE"], check=False)
-    res = []
-    if rc != 0:
-        return res
-    pre = path.rstrip("/") + "/"
-    for line in out.splitlines():
-        parts = line.split(None, 1)
-        if len(parts) == 2 and parts[1].strip().startswith(pre):
-            res.append(parts[0])
-    return res
-
-
-def clean_dir(path, problems):
-    """Unmounts everything under path, detaches its loop devices, removes it. Never removes a
-    directory that still has a mount under it."""
-    if not os.path.exists(path):
-        return
-    for mp in mounts_under(path):
-        rc, out, _ = run(["umount", mp], check=False)
-        if rc != 0:
-            rc, out, _ = run(["umount", "-l", mp], check=False)
-            if rc != 0:
-                problems.append("umount %s: %s" % (mp, out.strip()))
-    for dev in loops_under(path):
-        run(["losetup", "-d", dev], check=False)
-    left = mounts_under(path)
-    if left:
-        problems.append("not removing %s: still mounted: %s" % (path, ", ".join(left)))
-        return
-    try:
-        shutil.rmtree(path)
-    except OSError as e:
-        problems.append("rm -rf %s: %s" % (path, e))
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def kill_leftover_monitors(lxcpath_prefix, problems):
-    """Force-stops containers whose monitor is still running under lxcpath_prefix."""
-    for pid, path, name in lxc_monitors(lxcpath_prefix):
-        problems.append("container %s/%s was still running; lxc-stop -k" % (path, name))
-        run(["lxc-stop", "-P", path, "-n", name, "-k"], check=False, timeout=30)
-        if not wait_gone(pid, 5):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-
-
-def tail(path, n=40):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-    except OSError as e:
-        return "(cannot read %s: %s)" % (path, e)
-
-
-def build_busybox_rootfs_tar(path):
-    """An LXD unified image: metadata.yaml + rootfs/ holding the host's busybox-static, one symlink
-    per applet (`busybox --list-full`), busybox init with a minimal inittab/rcS, /etc/passwd and
-    /etc/group. The same image as bench/launch.py's and the same binary as KIVA's
-    `image build busybox`."""
-    rc, out, _ = run([BUSYBOX, "--list-full"])
-    applets = out.split()
-    now = int(time.time())
-    meta = ("architecture: %s\ncreation_date: %d\nproperties:\n"
-            "  description: busybox (kiva bench)\n  os: busybox\n  release: bench\n"
-            "templates: {}\n") % (platform.machine(), now)
-    with tarfile.open(path, "w:gz", compresslevel=1) as t:
-        def add(name, data=None, mode=0o644, typ=tarfile.REGTYPE, link=""):
-            ti = tarfile.TarInfo(name)
-            ti.mode, ti.type, ti.linkname, ti.mtime = mode, typ, link, now
-            if data is not None:
-                ti.size = len(data)
-                t.addfile(ti, io.BytesIO(data))
-            else:
-                t.addfile(ti)
-
-        add("metadata.yaml", meta.encode())
-        add("rootfs", mode=0o755, typ=tarfile.DIRTYPE)
-        for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "etc/init.d", "proc", "sys",
-                  "dev", "root", "run", "var", "var/log", "mnt"):
-            add("rootfs/" + d, mode=0o755, typ=tarfile.DIRTYPE)
-        add("rootfs/tmp", mode=0o1777, typ=tarfile.DIRTYPE)
-        with open(BUSYBOX, "rb") as f:
-            add("rootfs/bin/busybox", f.read(), 0o755)
-        seen = {"bin/busybox"}
-        for a in applets + ["sbin/init"]:
-            a = a.lstrip("/")
-            if a in seen or "/" not in a:
-                continue
-            seen.add(a)
-            add("rootfs/" + a, typ=tarfile.SYMTYPE, mode=0o777,
-                link="../" * a.count("/") + "bin/busybox")
-        add("rootfs/etc/inittab", b"::sysinit:/etc/init.d/rcS\n::shutdown:/bin/true\n")
-        add("rootfs/etc/init.d/rcS", b"#!/bin/sh\n/bin/hostname -F /etc/hostname 2>/dev/null\nexit 0\n",
-            0o755)
-        add("rootfs/etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
-        add("rootfs/etc/group", b"root:x:0:\n")
-        add("rootfs/etc/hostname", b"busybox\n")
 
 
 # ---------------------------------------------------------------- the REST API over a unix socket
@@ -419,47 +182,58 @@ class Target:
         return base if not self.pool else "%s-%s" % (base, self.pool)
 
 
-class Kiva:
+class Verbs:
+    """The verbs the measurements use, through the client argv self.client (kiva or lxc)."""
+
+    client = []
+    cli = {}  # verb -> True when the client has it
+
+    def launch_argv(self, name, pool):
+        raise NotImplementedError
+
+    def launch(self, name, pool):
+        self.created.add(name)
+        run(self.launch_argv(name, pool), env=self.env)
+        run_until_ok(self.exec_argv(name, "true"), env=self.env)
+
+    def exec_argv(self, name, *argv):
+        return self.client + ["exec", name, "--"] + list(argv)
+
+    def stop(self, name):
+        run(self.client + ["stop", name, "--force"], env=self.env)
+
+    def start(self, name):
+        run(self.client + ["start", name], env=self.env)
+
+    def delete(self, name):
+        run(self.client + ["delete", name, "--force"], env=self.env)
+        self.created.discard(name)
+
+    def cli_snapshot(self, name, snap):
+        return self.client + ["snapshot", name, snap] if self.cli["snapshot"] else None
+
+    def cli_restore(self, name, snap):
+        return self.client + ["restore", name, snap] if self.cli["restore"] else None
+
+
+class Kiva(Verbs, PrivateKivad):
     key, label = "kiva", "KIVA"
 
     def __init__(self, args):
-        self.kivad = args.kivad or shutil.which("kivad")
-        self.kiva_bin = args.kiva or shutil.which("kiva")
-        self.state = KIVA_STATE
-        self.sock = KIVA_STATE + "/unix.socket"
+        super().__init__(args, KIVA_STATE, KIVA_STATE + "/unix.socket")
         self.lxcpath = KIVA_STATE
-        self.env = dict(os.environ, KIVA_SOCKET=self.sock)
         self.api = Api(self.sock)
         self.pool_gib = pool_gib(args.size_mb)
-        self.pid = None
         self.created = set()
-        self.problems = []
-        self.note = ""
-        self.log_copy = None
-        self.cli = {}  # verb -> True when this kiva has it
+        self.client = [self.kiva_bin]
+        self.cli = {}  # verb -> True when this kiva has it (set up by setup())
         self.default_compression = None
         self.targets = [Target(self, "kiva", "KIVA")]
-
-    def kiva(self, *a, check=True, timeout=CMD_TIMEOUT):
-        return run([self.kiva_bin] + list(a), env=self.env, check=check, timeout=timeout)
 
     def setup(self):
         if not self.kivad or not self.kiva_bin:
             raise Skip("kivad/kiva not installed: run `make install`")
-        os.makedirs(self.state)
-        os.chmod(self.state, 0o711)
-        argv = [self.kivad, "--state-dir", self.state, "--socket", self.sock,
-                "--raft-address", "127.0.0.1:%d" % free_port(), "--pool-size", "%dGiB" % self.pool_gib,
-                "--daemon", "--default-network", "none"]
-        rc, out, ms = run(argv, check=False, timeout=90)
-        self.pid = self.find_pid()
-        if rc != 0:
-            raise CmdError(argv, rc, out)
-        if not self.pid:
-            raise RuntimeError("kivad --daemon returned 0 but no kivad process holds %s/kivad.lock" % self.state)
-        self.note = "kivad ready in %.0f ms" % ms
-        _, _, ms = self.kiva("image", "build", "busybox")
-        self.note += ", image build busybox %.0f ms" % ms
+        self.start_kivad("--pool-size", "%dGiB" % self.pool_gib, "--daemon", "--default-network", "none")
         driver = ((self.api.get("/1.0") or {}).get("environment") or {}).get("storage", "?")
         self.note += "; pool %s (%d GiB loop file), no NIC (--default-network none)" % (driver, self.pool_gib)
         for verb in ("snapshot", "restore", "export", "import"):
@@ -471,50 +245,8 @@ class Kiva:
                 self.default_compression = d.group(1) if d else None
         self.targets[0].label = "KIVA %s" % driver
 
-    def find_pid(self):
-        # the holder of STATE/kivad.lock (flock), from /proc/locks ...
-        try:
-            ino = str(os.stat(self.state + "/kivad.lock").st_ino)
-            with open("/proc/locks") as f:
-                for line in f:
-                    parts = line.split()
-                    if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5].split(":")[-1] == ino:
-                        pid = int(parts[4])
-                        if proc_alive(pid) and "kivad" in cmdline(pid):
-                            return pid
-        except OSError:
-            pass
-        # ... or the kivad process with our unique state dir on its command line
-        for pid in all_pids():
-            c = cmdline(pid)
-            if "kivad" in c.split(" ", 1)[0] and self.state in c and proc_alive(pid):
-                return pid
-        return None
-
-    # the verbs the measurements use (pool: ignored, kivad has one)
-    def launch(self, name, pool):
-        self.created.add(name)
-        self.kiva("launch", "busybox", name)
-        run_until_ok([self.kiva_bin, "exec", name, "--", "true"], env=self.env)
-
-    def exec_argv(self, name, *argv):
-        return [self.kiva_bin, "exec", name, "--"] + list(argv)
-
-    def stop(self, name):
-        self.kiva("stop", name, "--force")
-
-    def start(self, name):
-        self.kiva("start", name)
-
-    def delete(self, name):
-        self.kiva("delete", name, "--force")
-        self.created.discard(name)
-
-    def cli_snapshot(self, name, snap):
-        return [self.kiva_bin, "snapshot", name, snap] if self.cli["snapshot"] else None
-
-    def cli_restore(self, name, snap):
-        return [self.kiva_bin, "restore", name, snap] if self.cli["restore"] else None
+    def launch_argv(self, name, pool):
+        return [self.kiva_bin, "launch", "busybox", name]  # pool: ignored, kivad has one
 
     def io_method(self, name):
         """How export/import run here: "cli", "api", or raises Skip."""
@@ -537,93 +269,34 @@ class Kiva:
     def cli_import(self, path, name, pool):
         return [self.kiva_bin, "import", path, name]
 
-    def save_log(self):
-        """Keeps STATE/kivad.log (the state dir is removed at teardown); returns its new path."""
-        src = self.state + "/kivad.log"
-        if self.log_copy is None and os.path.exists(src):
-            self.log_copy = "/var/tmp/kiva-benchsnap-%d-kivad.log" % PID
-            shutil.copyfile(src, self.log_copy)
-        return self.log_copy
-
     def teardown(self):
-        if not os.path.isdir(self.state):
-            return
-        if not self.pid:
-            self.pid = self.find_pid()
-        if self.pid and proc_alive(self.pid):
-            names = set(self.created)
-            rc, out, _ = self.kiva("list", "-f", "csv", check=False, timeout=60)
-            if rc == 0:
-                names.update(l.split(",")[0] for l in out.splitlines() if l.strip())
-            for name in sorted(names):
-                self.kiva("delete", "--force", name, check=False, timeout=120)
-            self.created.clear()
-            os.kill(self.pid, signal.SIGTERM)
-            if not wait_gone(self.pid, 30):
-                self.problems.append("kivad %d ignored SIGTERM for 30 s; SIGKILL" % self.pid)
-                os.kill(self.pid, signal.SIGKILL)
-                wait_gone(self.pid, 5)
-        kill_leftover_monitors(self.state, self.problems)
-        # kivad --purge: the state dir's pool (loop file), tables and files go too
-        if self.kivad and os.path.isdir(self.state):
-            rc, out, _ = run([self.kivad, "--state-dir", self.state, "--purge"], check=False, timeout=180)
-            if rc != 0:
-                self.problems.append("kivad --purge exited %s: %s" % (rc, out.strip()[-500:]))
+        self.stop_kivad(self.created)
+        self.created.clear()
         clean_dir(self.state, self.problems)
 
 
-class Lxd:
+class Lxd(Verbs, PrivateLxd):
     key, label = "lxd", "LXD"
 
     def __init__(self, args):
-        self.dir = LXD_DIR
-        self.lxcpath = LXD_DIR + "/containers"
-        self.env = dict(os.environ, LXD_DIR=self.dir, LXD_CONF=self.dir + "/client")
+        super().__init__(LXD_DIR)
         self.api = Api(self.dir + "/unix.socket")
         self.pool_gib = pool_gib(args.size_mb)
-        self.proc = None
         self.created = set()
         self.problems = []
         self.note = ""
         self.version = ""
         self.targets = []
-
-    def lxc(self, *a, check=True, timeout=CMD_TIMEOUT):
-        return run(["lxc"] + list(a), env=self.env, check=check, timeout=timeout)
-
-    def setup(self):
-        try:
-            self._setup()
-        except Skip:
-            raise
-        except Exception as e:  # noqa: BLE001 - LXD's column says why, the run goes on
-            reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-            if os.path.exists(self.dir + "/lxd.log"):
-                reason += "; lxd.log: " + " | ".join(tail(self.dir + "/lxd.log", 3).splitlines())
-            raise Skip(reason[:400])
+        self.client = ["lxc"]
+        self.cli = {"snapshot": True, "restore": True}
 
     def _setup(self):
-        os.makedirs(self.dir)
-        os.chmod(self.dir, 0o711)
-        logf = open(self.dir + "/lxd.out", "wb")
-        self.proc = subprocess.Popen(["lxd", "--group", "root", "--logfile", self.dir + "/lxd.log"],
-                                     env=self.env, stdin=subprocess.DEVNULL, stdout=logf,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        logf.close()
-        rc, out, ms = run(["lxd", "waitready", "--timeout", "60"], env=self.env, check=False, timeout=90)
-        if rc != 0 or self.proc.poll() is not None:
-            raise Skip("lxd did not become ready: %s %s" % (out.strip(), tail(self.dir + "/lxd.out", 3).strip()))
-        ready_ms = ms
-        # As bench/launch.py: a preseed (lxd init --auto finds no free subnet for lxdbr0 here) with
-        # no network; the default profile has only a root disk. Two pools: dir, and btrfs on a loop
-        # file like KIVA's pool, created apart so that a failing btrfs leaves the dir column.
-        preseed = ("storage_pools:\n- name: dir\n  driver: dir\n"
-                   "profiles:\n- name: default\n  devices:\n    root:\n      path: /\n"
-                   "      pool: dir\n      type: disk\n")
-        p = subprocess.run(["lxd", "init", "--preseed"], input=preseed.encode(), env=self.env,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
-        if p.returncode != 0:
-            raise Skip("lxd init --preseed failed: " + p.stdout.decode(errors="replace").strip())
+        ready_ms = self.start_lxd()
+        # As bench/launch.py: the `nonet` preseed (PrivateLxd.PRESEED). Two pools: dir, and btrfs
+        # on a loop file like KIVA's pool, created apart so that a failing btrfs leaves the dir column.
+        ok, out = self.lxd_init("- name: dir\n  driver: dir\n", "dir")
+        if not ok:
+            raise Skip("lxd init --preseed failed: " + out)
         rc, out, _ = self.lxc("storage", "create", "btrfs", "btrfs", "size=%dGiB" % self.pool_gib,
                               check=False)
         rc_v, v, _ = run(["lxd", "--version"], check=False)
@@ -633,9 +306,7 @@ class Lxd:
         else:
             self.note += "btrfs pool: %s; " % (out.strip().splitlines()[-1] if out.strip() else "failed")
         self.targets.append(Target(self, "lxd-dir", ("LXD %s dir" % self.version).replace("  ", " "), "dir"))
-        img = self.dir + "/busybox-image.tar.gz"
-        build_busybox_rootfs_tar(img)
-        self.lxc("image", "import", img, "--alias", "bb")
+        self.import_busybox()
         rc, out, _ = self.lxc("config", "get", "backups.compression_algorithm", check=False)
         self.default_compression = out.strip() if rc == 0 and out.strip() else "gzip"
         self.note += "lxd %s ready in %.0f ms; pools %s; no NIC in the default profile" % (
@@ -643,29 +314,8 @@ class Lxd:
                 "%s%s" % (t.pool, " (%d GiB loop file)" % self.pool_gib if t.pool == "btrfs" else "")
                 for t in self.targets))
 
-    def launch(self, name, pool):
-        self.created.add(name)
-        self.lxc("launch", "bb", name, "-s", pool, "-q")
-        run_until_ok(["lxc", "exec", name, "--", "true"], env=self.env)
-
-    def exec_argv(self, name, *argv):
-        return ["lxc", "exec", name, "--"] + list(argv)
-
-    def stop(self, name):
-        self.lxc("stop", name, "--force")
-
-    def start(self, name):
-        self.lxc("start", name)
-
-    def delete(self, name):
-        self.lxc("delete", name, "--force")
-        self.created.discard(name)
-
-    def cli_snapshot(self, name, snap):
-        return ["lxc", "snapshot", name, snap]
-
-    def cli_restore(self, name, snap):
-        return ["lxc", "restore", name, snap]
+    def launch_argv(self, name, pool):
+        return ["lxc", "launch", "bb", name, "-s", pool, "-q"]
 
     def io_method(self, name):
         return "cli"
@@ -679,21 +329,6 @@ class Lxd:
 
     def cli_import(self, path, name, pool):
         return ["lxc", "import", path, name, "-s", pool, "-q"]
-
-    def teardown(self):
-        if self.proc and self.proc.poll() is None:
-            for name in sorted(self.created):
-                self.lxc("delete", name, "--force", check=False, timeout=120)
-            self.created.clear()
-            run(["lxd", "shutdown", "--timeout", "60"], env=self.env, check=False, timeout=90)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.problems.append("lxd still running after `lxd shutdown`; SIGKILL")
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        kill_leftover_monitors(self.lxcpath, self.problems)
-        clean_dir(self.dir, self.problems)
 
 
 def pool_gib(size_mb):
@@ -742,23 +377,24 @@ def measure_snapshots(t, args, r):
             return ms
         return fn
 
-    def pairs(api_fn, cli_fn):
-        fns = [("api", api_fn)]
-        if cli_fn:
-            fns.append(("cli", cli_fn))
-        return fns
+    def series(key, title, api_fn, cli_fn, check=None):
+        """warm-up + n iterations of the API and (when cli_fn) CLI forms, alternating; api_fn(i)
+        and cli_fn(i) return what to time. Samples go to r[KEY_api_ms] and r[KEY_cli_ms]."""
+        for i in range(args.warmup + args.n):
+            got = timed_pair(i, [("api", api_fn(i))] + ([("cli", cli_fn(i))] if cli_fn else []))
+            if check:
+                check()
+            if i < args.warmup:
+                continue
+            r[key + "_api_ms"].append(got["api"])
+            if "cli" in got:
+                r[key + "_cli_ms"].append(got["cli"])
+            log("  %-9s %-17s %2d  API %7.1f ms  CLI %s" % (
+                t.key, title, i - args.warmup + 1, got["api"], fmt_ms(got.get("cli"))))
 
     has_snap_cli = s.cli_snapshot(c, "x") is not None
     has_restore_cli = s.cli_restore(c, "x") is not None
-    for i in range(args.warmup + args.n):
-        got = timed_pair(i, pairs(snap_api(i), snap_cli(i) if has_snap_cli else None))
-        if i < args.warmup:
-            continue
-        r["snapshot_api_ms"].append(got["api"])
-        if "cli" in got:
-            r["snapshot_cli_ms"].append(got["cli"])
-        log("  %-9s snapshot running  %2d  API %7.1f ms  CLI %s" % (
-            t.key, i - args.warmup + 1, got["api"], fmt_ms(got.get("cli"))))
+    series("snapshot", "snapshot running", snap_api, snap_cli if has_snap_cli else None)
     if api.status(c) != "Running":
         notes.append("%s was not running after the snapshots" % c)
 
@@ -771,18 +407,13 @@ def measure_snapshots(t, args, r):
     def restore_cli():
         return run(s.cli_restore(c, "base"), env=s.env)[2]
 
-    s.stop(c)
-    for i in range(args.warmup + args.n):
-        got = timed_pair(i, pairs(restore_api, restore_cli if has_restore_cli else None))
+    def still_stopped():
         if api.status(c) != "Stopped":
             raise RuntimeError("%s is %s after restoring a stopped container" % (c, api.status(c)))
-        if i < args.warmup:
-            continue
-        r["restore_stopped_api_ms"].append(got["api"])
-        if "cli" in got:
-            r["restore_stopped_cli_ms"].append(got["cli"])
-        log("  %-9s restore stopped   %2d  API %7.1f ms  CLI %s" % (
-            t.key, i - args.warmup + 1, got["api"], fmt_ms(got.get("cli"))))
+
+    s.stop(c)
+    series("restore_stopped", "restore stopped", lambda i: restore_api,
+           (lambda i: restore_cli) if has_restore_cli else None, check=still_stopped)
 
     s.start(c)
     run_until_ok(s.exec_argv(c, "true"), env=s.env)
@@ -794,15 +425,8 @@ def measure_snapshots(t, args, r):
             return ms
         return wrapped
 
-    for i in range(args.warmup + args.n):
-        got = timed_pair(i, pairs(running(restore_api), running(restore_cli) if has_restore_cli else None))
-        if i < args.warmup:
-            continue
-        r["restore_running_api_ms"].append(got["api"])
-        if "cli" in got:
-            r["restore_running_cli_ms"].append(got["cli"])
-        log("  %-9s restore running   %2d  API %7.1f ms  CLI %s" % (
-            t.key, i - args.warmup + 1, got["api"], fmt_ms(got.get("cli"))))
+    series("restore_running", "restore running", lambda i: running(restore_api),
+           (lambda i: running(restore_cli)) if has_restore_cli else None)
     run_until_ok(s.exec_argv(c, "true"), env=s.env)
     s.delete(c)
     for k in ("snapshot_api_ms", "snapshot_cli_ms", "restore_stopped_api_ms", "restore_stopped_cli_ms"):
@@ -916,17 +540,7 @@ def bench_system(sysobj, args, results, failures):
             path = sysobj.save_log()
             if path:
                 log("   kivad log kept at %s, last lines:\n%s" % (path, tail(path, 20)))
-        # a second Ctrl-C or SIGTERM must not cut the cleanup short
-        saved = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-        try:
-            sysobj.teardown()
-        except Exception as e:  # noqa: BLE001
-            sysobj.problems.append("teardown: %s: %s" % (type(e).__name__, e))
-        finally:
-            for s, h in saved.items():
-                signal.signal(s, h)
-        for p in sysobj.problems:
-            log("   cleanup: %s" % p)
+        teardown_all(sysobj)
         sysres["cleanup_problems"] = sysobj.problems
 
 
@@ -938,16 +552,6 @@ def run_delete(sysobj, name):
 
 
 # ---------------------------------------------------------------- report
-
-
-def fmt_ms(v):
-    return "—" if v is None else ("%.1f ms" % v if v < 100 else "%.0f ms" % v)
-
-
-def verdict(v, limit):
-    if v is None:
-        return "n/a"
-    return "PASS" if v <= limit else "FAIL"
 
 
 def report(results, args, targets):
@@ -984,15 +588,8 @@ def report(results, args, targets):
     for title, key in ops:
         table.append([title, val(kiva, key + "_p50"), val(kiva, key + "_p95"),
                       val(lxd_b, key + "_p50"), val(lxd_d, key + "_p50"), ratio(key + "_p50")])
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    out = ["KIVA snapshot benchmark — %s, n=%d (+%d warm-up), busybox, %s, %d CPUs"
-           % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), args.n, args.warmup,
-              platform.release(), os.cpu_count()), ""]
-    for i, row in enumerate(table):
-        line = row[0].ljust(widths[0]) + "  " + "  ".join(row[j].rjust(widths[j]) for j in range(1, len(row)))
-        out.append(line.rstrip())
-        if i == 0:
-            out.append("-" * len(line))
+    out = [title_line("snapshot", "n=%d (+%d warm-up), " % (args.n, args.warmup)), ""]
+    out += render_table(table)
     out.append("")
     out.append("API: request sent → GET /1.0/operations/ID/wait answered, a new connection per request, the "
                "same client code for both systems.")
@@ -1027,8 +624,8 @@ def report(results, args, targets):
     w = max(len(c[0]) for c in checks)
     verdicts = {}
     for title, v, limit in checks:
-        out.append("  %s  %9s  %s" % (title.ljust(w), fmt_ms(v), verdict(v, limit)))
-        verdicts[title] = verdict(v, limit)
+        out.append("  %s  %9s  %s" % (title.ljust(w), fmt_ms(v), verdict(v, limit, fail="FAIL")))
+        verdicts[title] = verdict(v, limit, fail="FAIL")
     if kiva.get("restore_running_api_p50") is not None:
         out.append("  %s  %9s  no target (stop + restore + start, as LXD's)"
                    % ("restore of a running container p50 (API)".ljust(w), fmt_ms(kiva["restore_running_api_p50"])))
@@ -1077,21 +674,17 @@ def report(results, args, targets):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=20, help="measured iterations of each operation (default 20)")
-    ap.add_argument("--warmup", type=int, default=1, help="unmeasured iterations first (default 1)")
-    ap.add_argument("--size-mb", type=int, default=500,
-                    help="rootfs size for export/import, MB (default 500; 0 skips export/import)")
-    ap.add_argument("--io-runs", type=int, default=1,
-                    help="export+import runs per system and compression (default 1)")
-    ap.add_argument("--extra-compression", default="",
-                    help="comma-separated extra --compression values to run on every system (e.g. none,zstd)")
-    ap.add_argument("--systems", default="kiva,lxd", help="comma-separated subset of kiva,lxd (default: both)")
-    ap.add_argument("--json", metavar="FILE", help="also write all results and samples as JSON")
-    ap.add_argument("--kivad", help="kivad binary (default: from PATH)")
-    ap.add_argument("--kiva", help="kiva binary (default: from PATH)")
-    args = ap.parse_args()
+    ap, args = parse_args(__doc__, [
+        ("--n", dict(type=int, default=20, help="measured iterations of each operation (default 20)")),
+        ("--warmup", dict(type=int, default=1, help="unmeasured iterations first (default 1)")),
+        ("--size-mb", dict(type=int, default=500,
+                           help="rootfs size for export/import, MB (default 500; 0 skips export/import)")),
+        ("--io-runs", dict(type=int, default=1,
+                           help="export+import runs per system and compression (default 1)")),
+        ("--extra-compression", dict(default="", help="comma-separated extra --compression values to run "
+                                                      "on every system (e.g. none,zstd)")),
+        ("--systems", dict(default="kiva,lxd", help="comma-separated subset of kiva,lxd (default: both)")),
+    ])
     if args.n < 1 or args.io_runs < 1 or args.warmup < 0 or args.size_mb < 0:
         ap.error("--n and --io-runs must be ≥ 1, --warmup and --size-mb ≥ 0")
     args.extra_compression = [c.strip() for c in args.extra_compression.split(",") if c.strip()]
@@ -1102,11 +695,7 @@ def main():
         if s not in ("kiva", "lxd"):
             ap.error("unknown system %r (kiva, lxd)" % s)
 
-    def on_term(signum, frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGHUP, on_term)
+    exit_on_term()
 
     results, failures, targets = {"systems": {}, "targets": {}}, [], []
     t0 = time.time()
@@ -1132,25 +721,11 @@ def main():
         if os.path.isdir(FILES_DIR):
             shutil.rmtree(FILES_DIR, ignore_errors=True)
     text, verdicts = report(results, args, targets)
-    print(text)
-    print("\n(total %.0f s)" % (time.time() - t0))
-    if args.json:
-        doc = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-               "host": {"kernel": platform.release(), "cpus": os.cpu_count()},
-               "args": vars(args), "targets": TARGETS, "verdicts": verdicts, "results": results}
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-    for label, msg in failures:
-        print("\n%s FAILED:\n%s" % (label, msg), file=sys.stderr)
+    finish(text, t0, args, failures, targets=TARGETS, verdicts=verdicts, results=results)
     kiva_failed = (any(label.startswith("KIVA") for label, _ in failures)
                    or "skipped" in results["systems"].get("kiva", {}))
     return 1 if "kiva" in wanted and kiva_failed else 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # cleanup has run (finally in bench_system)
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    main_interruptible(main)  # on Ctrl-C, cleanup has run (finally in bench_system)
