@@ -689,7 +689,7 @@ int runtime_freeze(const char *lxcpath, const char *name, char *errbuf, size_t e
 	if (host_cgroup_version() == 1) {
 		/* liblxc polls a v1 freezer that says FREEZING once a second: a snapshot would
 		 * wait 1 s now and then. Write it and poll every 200 us instead (at most 10 s,
-		 * then liblxc's way) */
+		 * then liblxc's way); liblxc's freeze follows to update the monitor's state */
 		char state[32];
 
 		if (c->set_cgroup_item(c, "freezer.state", "FROZEN")) {
@@ -697,8 +697,10 @@ int runtime_freeze(const char *lxcpath, const char *name, char *errbuf, size_t e
 				int n = c->get_cgroup_item(c, "freezer.state", state,
 							   sizeof(state));
 
+				/* liblxc's freeze then finds it frozen at once, and tells the
+				 * monitor (its state answers FROZEN, not RUNNING) */
 				if (n > 0 && strncmp(state, "FROZEN", 6) == 0)
-					return 0;
+					break;
 				usleep(200);
 			}
 		}
