@@ -1,6 +1,8 @@
 /* The store on raft's real libuv I/O (raft_uv) in a temporary directory: commands of every length
  * survive a close and a reopen (log replay), and a reopen after a snapshot restores the same
  * state. This is what kivad does on every restart. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <cmocka.h>
@@ -54,10 +58,28 @@ static void run_until(struct ctx *c, int *flag, int want)
 	assert_int_equal(*flag, want);
 }
 
+/* A port nothing listens on now (a fixed one collided with other tests on the same host). */
+static const char *free_address(void)
+{
+	static char addr[32];
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (addr[0])
+		return addr; /* the same node reopens on the same address */
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sin.sin_port));
+	close(fd);
+	return addr;
+}
+
 static void open_store(struct ctx *c, const char *dir, unsigned threshold)
 {
 	struct store_options o = {.dir = dir,
-				  .address = "127.0.0.1:18999",
+				  .address = free_address(),
 				  .id = 1,
 				  .snapshot_threshold = threshold,
 				  .snapshot_trailing = 4};
