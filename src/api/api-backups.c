@@ -808,8 +808,7 @@ static void imported(void *userdata, const struct api_spawn_result *res)
 
 		t->op = NULL;
 		backup_task_free(t); /* the temporary files */
-		if (api_instance_commit_new(ctx, op, inst, &err) == 0)
-			api_event_lifecycle(ctx, "instance-created", name, NULL);
+		(void)api_instance_commit_new(ctx, op, inst, &err);
 	}
 }
 

@@ -12,9 +12,34 @@
 
 /* LXD extension names for the behaviour KIVA has, plus KIVA's own (prefixed kiva_). */
 static const char *const extensions[] = {
-	"instances",	       "container_exec_recording", "operation_wait", "image_create_aliases",
-	"kiva_image_builders", "kiva_live_limits",	   "resources",	     "resources_numa",
+	"instances",
+	"container_exec_recording",
+	"operation_wait",
+	"image_create_aliases",
+	"kiva_image_builders",
+	"kiva_live_limits",
+	"resources",
+	"resources_numa",
 	"kiva_scheduler",
+	/* what LXD 5.0's client checks before the calls KIVA answers */
+	"api_filtering",
+	"container_full",
+	"instance_get_full",
+	"container_backup",
+	"backup_override_name",
+	"container_only_migration",
+	"backup_compression_algorithm",
+	"snapshot_expiry",
+	"snapshot_expiry_creation",
+	"snapshot_schedule_aliases",
+	"container_exec_signal_handling",
+	"container_exec_user_group",
+	"file_delete",
+	"file_symlinks",
+	"directory_manipulation",
+	"console",
+	"console_log",
+	"instance_snapshot_never",
 };
 
 void api_handle_server_get(struct api_request *req)

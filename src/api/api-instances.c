@@ -34,6 +34,7 @@ struct task {
 	bool force;
 	bool start_after;
 	bool config_fresh; /* the liblxc config was just written from the record */
+	bool restarting; /* start_step after a stop of the same task (events) */
 	bool holds_busy; /* this task holds the instance's busy mark (api_ctx.busy) */
 	char *errmsg; /* a failure to report after a clean-up step */
 	char exec_id[40];
@@ -565,6 +566,8 @@ static void started(void *userdata, const struct api_spawn_result *res)
 			task_fail(t, "Failed to start instance '%s': %s", t->name, err.msg);
 		return;
 	}
+	api_event_lifecycle(t->ctx, t->restarting ? "instance-restarted" : "instance-started",
+			    t->name, NULL);
 	task_done(t, NULL);
 }
 
@@ -610,10 +613,12 @@ static void stopped(void *userdata, const struct api_spawn_result *res)
 	}
 	api_nics_stopped(t->ctx, store_instance(t->ctx->store, t->name));
 	if (t->start_after) {
+		t->restarting = true;
 		start_step(t); /* a restart keeps its CPUs */
 		return;
 	}
 	api_sched_release(t->ctx, t->name, false);
+	api_event_lifecycle(t->ctx, "instance-stopped", t->name, NULL);
 	if (json_get_bool(store_instance(t->ctx->store, t->name), "ephemeral", false)) {
 		delete_begin(t);
 		return;
@@ -642,6 +647,9 @@ static void frozen(void *userdata, const struct api_spawn_result *res)
 			  res->message[0] ? res->message : "kiva-helper failed");
 		return;
 	}
+	api_event_lifecycle(t->ctx,
+			    streq(t->action, "freeze") ? "instance-paused" : "instance-resumed",
+			    t->name, NULL);
 	task_done(t, NULL);
 }
 
@@ -817,6 +825,7 @@ static void create_ready(void *userdata, int status, const char *errmsg)
 		return;
 	}
 	unreserve(t->ctx, t->name);
+	api_event_lifecycle(t->ctx, "instance-created", t->name, NULL);
 	if (t->start_after) {
 		task_hold_busy(t, "Creating instance");
 		t->config_fresh = true; /* written by materialize from the same record */
@@ -1204,6 +1213,7 @@ static void delete_done(void *userdata, int status, const char *errmsg)
 	}
 	api_nics_stopped(t->ctx, NULL); /* its addresses leave the ACL selectors */
 	api_sched_release(t->ctx, t->name, true);
+	api_event_lifecycle(t->ctx, "instance-deleted", t->name, NULL);
 	task_done(t, NULL);
 }
 
@@ -1420,6 +1430,8 @@ static void update_finish(struct update *u, int status, const char *msg)
 	char name[64];
 
 	snprintf(name, sizeof(name), "%s", u->t->name);
+	if (status >= 0)
+		api_event_lifecycle(ctx, "instance-updated", name, NULL);
 	if (u->req) {
 		if (status < 0)
 			api_reply_error(u->req, status == -EINVAL ? 400 : 500, "%s", msg);
@@ -2152,10 +2164,12 @@ void api_instance_handle_exec(struct api_request *req)
 	    api_body_bool(req, body, "interactive", false, &interactive) < 0 ||
 	    api_body_bool(req, body, "record-output", false, &record) < 0)
 		return;
-	if (wait_ws || interactive) {
-		api_reply_error(req, 400,
-				"Interactive exec over WebSocket is not supported yet: "
-				"use record-output");
+	if (interactive && !wait_ws) {
+		api_reply_error(req, 400, "An interactive exec needs wait-for-websocket");
+		return;
+	}
+	if (interactive && record) {
+		api_reply_error(req, 400, "record-output needs a non-interactive exec");
 		return;
 	}
 	for (int k = 0; k < 2; k++) {
@@ -2193,6 +2207,8 @@ void api_instance_handle_exec(struct api_request *req)
 		return;
 	}
 	cwd = json_get_str(body, "cwd", NULL);
+	if (cwd && !*cwd)
+		cwd = NULL; /* lxc sends "" for the default */
 	if (cwd && cwd[0] != '/') {
 		api_reply_error(req, 400, "Invalid cwd '%s': must be an absolute path", cwd);
 		return;
@@ -2246,6 +2262,36 @@ void api_instance_handle_exec(struct api_request *req)
 		return;
 	}
 
+	if (wait_ws) {
+		/* the command starts when its WebSockets are connected (api-exec.c) */
+		struct kiva_error err = {0};
+		char status_path[4096];
+		json_t *w = json_object_get(body, "width"), *h = json_object_get(body, "height");
+
+		op = api_op_new(ctx, "Executing command", instance_resources(name));
+		dir = strf("%s/%s", ctx->logs_dir, name);
+		if (!op || !dir || mkdir_p(dir, 0700) < 0) {
+			api_reply_error(req, 500, "Failed to prepare the exec: %m");
+			if (op)
+				api_op_fail(op, "Failed to prepare the exec");
+			return;
+		}
+		snprintf(status_path, sizeof(status_path), "%s/exec_%s.status", dir, op->id);
+		fd_status = open(status_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd_status < 0 ||
+		    api_exec_websocket_begin(
+			    ctx, op, name, TAKE_PTR(args), interactive,
+			    json_is_integer(w) ? (unsigned)json_integer_value(w) : 0,
+			    json_is_integer(h) ? (unsigned)json_integer_value(h) : 0,
+			    TAKE_FD(fd_status), status_path, &err) < 0) {
+			api_reply_error(req, 500, "Failed to prepare the exec: %s",
+					err.msg[0] ? err.msg : strerror(errno));
+			api_op_fail(op, "Failed to prepare the exec");
+			return;
+		}
+		api_reply_async(req, op);
+		return;
+	}
 	op = api_op_new(ctx, "Executing command", instance_resources(name));
 	t = op ? task_new(ctx, op, name) : NULL;
 	dir = strf("%s/%s", ctx->logs_dir, name);

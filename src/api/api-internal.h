@@ -83,6 +83,23 @@ int api_parse_body(struct api_request *req, json_t **ret);
 int api_body_bool(struct api_request *req, const json_t *body, const char *key, bool fallback,
 		  bool *ret);
 
+/* api-server.c: WebSockets (events, exec and console streams). A connection is routed by
+ * api_ws_route() when the upgrade completes; its handler gets each whole message and the close.
+ * Sends are queued (at most 4 MiB: -ENOBUFS past that, the caller decides to cut it off). */
+struct api_ws;
+struct api_ws_handler {
+	void (*message)(struct api_ws *ws, void *user, const unsigned char *data, size_t len,
+			bool binary);
+	void (*closed)(struct api_ws *ws, void *user); /* the ws is freed right after */
+};
+int api_ws_send(struct api_ws *ws, const void *data, size_t len, bool binary);
+/* Closes after what is queued has been sent. */
+void api_ws_close(struct api_ws *ws);
+void api_ws_set_user(struct api_ws *ws, const struct api_ws_handler *handler, void *user);
+size_t api_ws_queued(const struct api_ws *ws);
+/* api-router.c: routes an upgraded connection (path without query); <0 refuses (closes). */
+int api_ws_route(struct api_ws *ws, struct api_ctx *ctx, const char *path, const char *query);
+
 /* api-router.c */
 void api_dispatch(struct api_request *req);
 
@@ -128,6 +145,11 @@ typedef void (*api_spawn_cb)(void *userdata, const struct api_spawn_result *res)
  * borrowed for the spawn. cb runs from the loop once the helper exited and stderr is drained. */
 int api_spawn_helper(struct api_ctx *ctx, const char *program, char *const args[], int fd_out,
 		     int fd_err, int extra_fd, api_spawn_cb cb, void *userdata);
+/* The same with a stdin (fd_in >= 0: borrowed, as the others) and the child's pid in *ret_pid
+ * (signals: kiva-helper exec forwards them to the command). */
+int api_spawn_helper_io(struct api_ctx *ctx, const char *program, char *const args[], int fd_in,
+			int fd_out, int fd_err, int extra_fd, api_spawn_cb cb, void *userdata,
+			int *ret_pid);
 
 /* api-instances.c */
 struct api_update_queue; /* per-instance serialization of config changes */
@@ -266,6 +288,19 @@ void api_capacity_handle_post(struct api_request *req);
 void api_event_lifecycle(struct api_ctx *ctx, const char *action, const char *instance,
 			 const char *snapshot);
 void api_events_handle_get(struct api_request *req);
+/* A /1.0/events WebSocket: every event of the types in types ("lifecycle,operation"; NULL or
+ * "" = all) from now on, as LXD sends them. */
+int api_events_subscribe(struct api_ws *ws, struct api_ctx *ctx, const char *types);
+/* An operation event (LXD's "operation" type: the operation object) to the subscribers. */
+void api_event_operation(struct api_ctx *ctx, const json_t *op_json);
+/* api-exec.c: an exec whose streams are WebSockets. Takes args (kiva-helper exec ...) and
+ * status_fd; sets op's metadata to {"fds": {...secrets}}; the command starts once every socket
+ * is connected, op ends with {"return": code}. */
+int api_exec_websocket_begin(struct api_ctx *ctx, struct api_op *op, const char *name, char **args,
+			     bool interactive, unsigned width, unsigned height, int status_fd,
+			     const char *status_path, struct kiva_error *reterr);
+/* /1.0/operations/ID/websocket?secret=S: an exec or console stream (api-exec.c). */
+int api_ops_websocket(struct api_ws *ws, struct api_ctx *ctx, const char *id, const char *secret);
 
 /* api-snapshots.c */
 void api_snapshots_handle_list(struct api_request *req);

@@ -97,6 +97,12 @@ struct api_op *api_op_new(struct api_ctx *ctx, const char *description, json_t *
 	op->next = ctx->ops;
 	ctx->ops = op;
 	ctx->nops++;
+	if (ctx->event_subs) {
+		json_t *j = api_op_to_json(op);
+
+		api_event_operation(ctx, j);
+		json_decref(j);
+	}
 	return op;
 }
 
@@ -133,6 +139,12 @@ static void op_finish(struct api_op *op)
 	now_rfc3339(op->updated_at);
 	op->done_usec = now_usec();
 	op->waiters = NULL;
+	if (op->ctx->event_subs) {
+		json_t *j = api_op_to_json(op);
+
+		api_event_operation(op->ctx, j);
+		json_decref(j);
+	}
 	while (w) {
 		struct api_waiter *next = w->next;
 

@@ -138,3 +138,32 @@ void api_dispatch(struct api_request *req)
 	}
 	api_reply_error(req, 404, "Not found: %s", req->path);
 }
+
+/* A query argument of a WebSocket URL ("a=1&b=2"); buf holds the (undecoded) value. */
+static const char *ws_arg(const char *query, const char *name, char *buf, size_t len)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+		if (strncmp(p, name, n) == 0 && p[n] == '=') {
+			snprintf(buf, len, "%.*s", (int)strcspn(p + n + 1, "&"), p + n + 1);
+			return buf;
+		}
+	}
+	return NULL;
+}
+
+int api_ws_route(struct api_ws *ws, struct api_ctx *ctx, const char *path, const char *query)
+{
+	char arg[256], id[64];
+	size_t n = strlen(path);
+
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	if (n == strlen("/1.0/events") && strncmp(path, "/1.0/events", n) == 0)
+		return api_events_subscribe(ws, ctx, ws_arg(query, "type", arg, sizeof(arg)));
+	if (startswith(path, "/1.0/operations/") &&
+	    sscanf(path, "/1.0/operations/%63[^/]/websocket", id) == 1)
+		return api_ops_websocket(ws, ctx, id, ws_arg(query, "secret", arg, sizeof(arg)));
+	return -1;
+}

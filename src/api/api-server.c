@@ -26,9 +26,187 @@ struct api_server {
 	void *foreign_loops[1];
 };
 
+/* One outgoing WebSocket message. */
+struct ws_msg {
+	struct ws_msg *next;
+	bool binary;
+	bool close; /* not a message: close the connection once the queue before it is sent */
+	size_t len;
+	unsigned char data[]; /* LWS_PRE bytes of room, then the payload */
+};
+
+/* A WebSocket connection (api-internal.h's struct api_ws is opaque to handlers). */
+struct api_ws {
+	struct lws *wsi; /* NULL once closed */
+	struct api_ctx *ctx;
+	struct ws_msg *head, *tail;
+	size_t queued; /* bytes waiting */
+	const struct api_ws_handler *handler;
+	void *user;
+	unsigned char *rx; /* a message being reassembled from fragments */
+	size_t rx_len;
+	bool rx_binary;
+};
+
 struct pss {
 	struct api_request *req;
+	struct api_ws *ws;
 };
+
+#define WS_QUEUE_MAX (4u * 1024 * 1024) /* a subscriber this far behind is cut off */
+#define WS_MESSAGE_MAX (8u * 1024 * 1024)
+
+int api_ws_send(struct api_ws *ws, const void *data, size_t len, bool binary)
+{
+	struct ws_msg *m;
+
+	if (!ws || !ws->wsi)
+		return -ENOTCONN;
+	if (ws->queued + len > WS_QUEUE_MAX)
+		return -ENOBUFS;
+	m = malloc(sizeof(*m) + LWS_PRE + len);
+	if (!m)
+		return -ENOMEM;
+	m->next = NULL;
+	m->binary = binary;
+	m->close = false;
+	m->len = len;
+	if (len)
+		memcpy(m->data + LWS_PRE, data, len);
+	if (ws->tail)
+		ws->tail->next = m;
+	else
+		ws->head = m;
+	ws->tail = m;
+	ws->queued += len;
+	lws_callback_on_writable(ws->wsi);
+	return 0;
+}
+
+void api_ws_close(struct api_ws *ws)
+{
+	struct ws_msg *m;
+
+	if (!ws || !ws->wsi)
+		return;
+	m = calloc(1, sizeof(*m) + LWS_PRE);
+	if (!m) {
+		lws_set_timeout(ws->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+		return;
+	}
+	m->close = true;
+	if (ws->tail)
+		ws->tail->next = m;
+	else
+		ws->head = m;
+	ws->tail = m;
+	lws_callback_on_writable(ws->wsi);
+}
+
+void api_ws_set_user(struct api_ws *ws, const struct api_ws_handler *handler, void *user)
+{
+	ws->handler = handler;
+	ws->user = user;
+}
+
+size_t api_ws_queued(const struct api_ws *ws)
+{
+	return ws ? ws->queued : 0;
+}
+
+static void ws_free(struct api_ws *ws)
+{
+	while (ws->head) {
+		struct ws_msg *m = ws->head;
+
+		ws->head = m->next;
+		free(m);
+	}
+	free(ws->rx);
+	free(ws);
+}
+
+static int ws_writable(struct api_ws *ws)
+{
+	struct ws_msg *m = ws->head;
+
+	if (!m)
+		return 0;
+	if (m->close) {
+		lws_close_reason(ws->wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+		return -1;
+	}
+	if (lws_write(ws->wsi, m->data + LWS_PRE, m->len,
+		      m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < (int)m->len)
+		return -1;
+	ws->head = m->next;
+	if (!ws->head)
+		ws->tail = NULL;
+	ws->queued -= m->len;
+	free(m);
+	if (ws->head)
+		lws_callback_on_writable(ws->wsi);
+	return 0;
+}
+
+static int ws_receive(struct api_ws *ws, const void *in, size_t len)
+{
+	unsigned char *p;
+
+	if (lws_is_first_fragment(ws->wsi)) {
+		ws->rx_len = 0;
+		ws->rx_binary = lws_frame_is_binary(ws->wsi);
+	}
+	if (ws->rx_len + len > WS_MESSAGE_MAX)
+		return -1;
+	p = realloc(ws->rx, ws->rx_len + len + 1);
+	if (!p)
+		return -1;
+	ws->rx = p;
+	memcpy(ws->rx + ws->rx_len, in, len);
+	ws->rx_len += len;
+	ws->rx[ws->rx_len] = 0;
+	if (!lws_is_final_fragment(ws->wsi) || lws_remaining_packet_payload(ws->wsi) > 0)
+		return 0;
+	if (ws->handler && ws->handler->message)
+		ws->handler->message(ws, ws->user, ws->rx, ws->rx_len, ws->rx_binary);
+	ws->rx_len = 0;
+	return 0;
+}
+
+/* Every query argument (lws keeps each as a fragment: lws_hdr_copy gives only the first),
+ * joined with '&'. */
+static void copy_query(struct lws *wsi, char *query, size_t size)
+{
+	query[0] = 0;
+	for (int i = 0; i < 32; i++) {
+		char frag[512];
+		size_t n = strlen(query);
+
+		if (lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i) < 0)
+			break;
+		snprintf(query + n, size - n, "%s%s", n ? "&" : "", frag);
+	}
+}
+
+/* A WebSocket upgrade: route it by path (the handler replies by attaching or closing). */
+static int ws_established(struct lws *wsi, struct pss *pss)
+{
+	struct api_ctx *ctx = lws_context_user(lws_get_context(wsi));
+	struct api_ws *ws = calloc(1, sizeof(*ws));
+	char path[1024], query[1024];
+
+	if (!ws)
+		return -1;
+	ws->wsi = wsi;
+	ws->ctx = ctx;
+	pss->ws = ws;
+	if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) < 0)
+		path[0] = 0;
+	copy_query(wsi, query, sizeof(query));
+	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+	return api_ws_route(ws, ctx, path, query) < 0 ? -1 : 0;
+}
 
 void api_request_free(struct api_request *req)
 {
@@ -86,8 +264,7 @@ static int begin_request(struct lws *wsi, struct pss *pss, const char *uri)
 	req->reply_fd = -EBADF;
 	req->method = method_of(wsi);
 	snprintf(req->path, sizeof(req->path), "%s", uri);
-	if (lws_hdr_copy(wsi, req->query, sizeof(req->query), WSI_TOKEN_HTTP_URI_ARGS) < 0)
-		req->query[0] = 0;
+	copy_query(wsi, req->query, sizeof(req->query));
 	if (lws_hdr_copy(wsi, req->content_type, sizeof(req->content_type),
 			 WSI_TOKEN_HTTP_CONTENT_TYPE) < 0)
 		req->content_type[0] = 0;
@@ -284,6 +461,23 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
 	if (!pss)
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	switch (reason) {
+	case LWS_CALLBACK_ESTABLISHED:
+		return ws_established(wsi, pss);
+	case LWS_CALLBACK_RECEIVE:
+		return pss->ws ? ws_receive(pss->ws, in, len) : -1;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return pss->ws ? ws_writable(pss->ws) : 0;
+	case LWS_CALLBACK_CLOSED:
+		if (pss->ws) {
+			struct api_ws *ws = pss->ws;
+
+			pss->ws = NULL;
+			ws->wsi = NULL;
+			if (ws->handler && ws->handler->closed)
+				ws->handler->closed(ws, ws->user);
+			ws_free(ws);
+		}
+		return 0;
 	case LWS_CALLBACK_HTTP:
 		if (pss->req) /* a pipelined request before the previous reply: not supported */
 			return -1;

@@ -101,6 +101,14 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 int api_spawn_helper(struct api_ctx *ctx, const char *program, char *const args[], int fd_out,
 		     int fd_err, int extra_fd, api_spawn_cb cb, void *userdata)
 {
+	return api_spawn_helper_io(ctx, program, args, -1, fd_out, fd_err, extra_fd, cb, userdata,
+				   NULL);
+}
+
+int api_spawn_helper_io(struct api_ctx *ctx, const char *program, char *const args[], int fd_in,
+			int fd_out, int fd_err, int extra_fd, api_spawn_cb cb, void *userdata,
+			int *ret_pid)
+{
 	uv_process_options_t opts = {0};
 	uv_stdio_container_t stdio[4];
 	cleanup_free char **argv = NULL;
@@ -126,7 +134,12 @@ int api_spawn_helper(struct api_ctx *ctx, const char *program, char *const args[
 	s->proc.data = s;
 	s->err_pipe.data = s;
 
-	stdio[0].flags = UV_IGNORE;
+	if (fd_in >= 0) {
+		stdio[0].flags = UV_INHERIT_FD;
+		stdio[0].data.fd = fd_in;
+	} else {
+		stdio[0].flags = UV_IGNORE;
+	}
 	if (fd_out >= 0) {
 		stdio[1].flags = UV_INHERIT_FD;
 		stdio[1].data.fd = fd_out;
@@ -166,6 +179,8 @@ int api_spawn_helper(struct api_ctx *ctx, const char *program, char *const args[
 		return 0;
 	}
 	ctx->pending_tasks++;
+	if (ret_pid)
+		*ret_pid = s->proc.pid;
 	s->pending_closes = 1 + (s->capture ? 1 : 0);
 	if (s->capture)
 		uv_read_start((uv_stream_t *)&s->err_pipe, on_alloc, on_read);

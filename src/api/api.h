@@ -16,6 +16,7 @@ struct uv_loop_s;
 struct api_server;
 struct api_op;
 struct api_sched;
+struct api_event_sub;
 
 /* Everything the handlers need. Owned by the daemon; the api module borrows it. */
 struct api_ctx {
@@ -52,6 +53,7 @@ struct api_ctx {
 	char *nft_applied; /* the nftables script last applied (skip re-applying the same) */
 	struct api_sched *sched; /* placement model (api-sched.c) */
 	json_t *events; /* the last lifecycle events (api-events.c) */
+	struct api_event_sub *event_subs; /* /1.0/events WebSocket subscribers */
 	json_t *schedules_seen; /* name → {"schedule", "since"}: snapshot schedules (api-snapshots.c) */
 };
 
