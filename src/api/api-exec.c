@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 #include <uv.h>
@@ -48,6 +49,7 @@ struct exec_session {
 	char name[64];
 	char **args; /* kiva-helper exec ... */
 	bool interactive;
+	bool console; /* the container's console, not a command (ends when the client leaves) */
 	unsigned width, height;
 	struct exec_stream st[S_MAX];
 	int needed; /* websockets still to connect */
@@ -290,6 +292,13 @@ static void ws_closed(struct api_ws *ws, void *user)
 	/* a client gone before the end: the command is told as a terminal would be */
 	if (e->index == S_CONTROL && e->s->pid > 0 && !e->s->exited && e->s->interactive)
 		kill(e->s->pid, SIGHUP);
+	/* a console ends when its client leaves (the console itself goes on) */
+	if (e->s->console && !e->s->done) {
+		e->s->exited = true;
+		for (int i = 0; i < S_MAX; i++)
+			e->s->st[i].eof = true;
+		maybe_done(e->s);
+	}
 }
 
 static const struct api_ws_handler stream_handler = {ws_message, ws_closed};
@@ -302,6 +311,11 @@ static void exec_exited(void *userdata, const struct api_spawn_result *res)
 	cleanup_free char *status = NULL;
 	int ret;
 
+	if (s->done) {
+		unlink(s->status_path);
+		session_unref(s);
+		return;
+	}
 	s->exited = true;
 	if (read_file(s->status_path, 4096, &status, NULL) < 0 || !status[0])
 		snprintf(s->errmsg, sizeof(s->errmsg), "Failed to run the command in '%s': %s",
@@ -316,6 +330,7 @@ static void exec_exited(void *userdata, const struct api_spawn_result *res)
 	unlink(s->status_path);
 	/* the pty master reads EIO only after every holder of the slave is gone: our copy too */
 	maybe_done(s);
+	session_unref(s); /* the helper's reference */
 }
 
 static int open_pipe(struct exec_session *s, int idx, int fd)
@@ -336,10 +351,30 @@ static int open_pipe(struct exec_session *s, int idx, int fd)
 	return 0;
 }
 
+static int start_console(struct exec_session *s)
+{
+	struct winsize ws = {.ws_col = (unsigned short)s->width,
+			     .ws_row = (unsigned short)s->height};
+	char errbuf[256];
+	int fd, r;
+
+	r = runtime_console_fd(s->ctx->lxcpath, s->name, &fd, errbuf, sizeof(errbuf));
+	if (r < 0) {
+		snprintf(s->errmsg, sizeof(s->errmsg), "%s", errbuf);
+		return r;
+	}
+	(void)ioctl(fd, TIOCSWINSZ, &ws);
+	s->started = true;
+	uv_timer_start(&s->timer, on_timer, 20, 20);
+	return open_pipe(s, S_STDIN, fd);
+}
+
 static int start_command(struct exec_session *s)
 {
 	int ours[3] = {-1, -1, -1}, r;
 
+	if (s->console)
+		return start_console(s);
 	if (s->interactive) {
 		int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC), slave;
 		struct winsize ws = {.ws_col = (unsigned short)s->width,
@@ -384,6 +419,7 @@ static int start_command(struct exec_session *s)
 		return r;
 	}
 	s->started = true;
+	s->refs++; /* until exec_exited */
 	uv_timer_start(&s->timer, on_timer, 20, 20); /* from now on: output backpressure */
 	for (int i = 0; i < (s->interactive ? 1 : 3); i++)
 		if (open_pipe(s, i, ours[i]) < 0)
@@ -439,9 +475,11 @@ int api_exec_websocket_begin(struct api_ctx *ctx, struct api_op *op, const char 
 
 	if (!s) {
 		strv_free(args);
-		close(status_fd);
+		if (status_fd >= 0)
+			close(status_fd);
 		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
 	}
+	s->console = !args;
 	s->ctx = ctx;
 	s->op = op;
 	s->args = args;
@@ -480,4 +518,114 @@ int api_exec_websocket_begin(struct api_ctx *ctx, struct api_op *op, const char 
 	s->next = sessions;
 	sessions = s;
 	return 0;
+}
+
+void api_exec_stop_all(struct api_ctx *ctx)
+{
+	struct exec_session *s = sessions, *next;
+
+	/* kivad is stopping: the commands keep running in their containers (kiva-helper is not
+	 * killed), their streams end here so the loop can finish */
+	for (; s; s = next) {
+		next = s->next;
+		if (s->ctx != ctx || s->done)
+			continue;
+		if (!s->exited && !s->errmsg[0])
+			snprintf(s->errmsg, sizeof(s->errmsg), "kivad is stopping");
+		s->exited = true;
+		for (int i = 0; i < S_MAX; i++)
+			s->st[i].eof = true;
+		maybe_done(s);
+	}
+}
+
+/* ---- /1.0/instances/NAME/console ---- */
+
+static char *console_log(struct api_ctx *ctx, const char *name)
+{
+	return strf("%s/%s/console.log", ctx->lxcpath, name);
+}
+
+void api_console_handle_get(struct api_request *req)
+{
+	cleanup_free char *path = NULL;
+	struct stat st;
+	int fd;
+
+	if (!store_instance(req->ctx->store, req->params[0])) {
+		api_reply_error(req, 404, "Instance '%s' not found", req->params[0]);
+		return;
+	}
+	path = console_log(req->ctx, req->params[0]);
+	fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0)
+			close(fd);
+		api_reply_raw(req, 200, "application/octet-stream", NULL, 0);
+		return;
+	}
+	api_reply_file(req, 200, "application/octet-stream", fd, (size_t)st.st_size);
+}
+
+void api_console_handle_delete(struct api_request *req)
+{
+	cleanup_free char *path = NULL;
+
+	if (!store_instance(req->ctx->store, req->params[0])) {
+		api_reply_error(req, 404, "Instance '%s' not found", req->params[0]);
+		return;
+	}
+	path = console_log(req->ctx, req->params[0]);
+	if (path && truncate(path, 0) < 0 && errno != ENOENT) {
+		api_reply_error(req, 500, "Failed to clear the console log: %m");
+		return;
+	}
+	api_reply_sync(req, NULL);
+}
+
+void api_console_handle_post(struct api_request *req)
+{
+	struct api_ctx *ctx = req->ctx;
+	const char *name = req->params[0];
+	cleanup_json json_t *body = NULL;
+	struct kiva_error err = {0};
+	const char *type;
+	struct api_op *op;
+	json_t *w, *h;
+	char url[128];
+
+	if (!store_instance(ctx->store, name)) {
+		api_reply_error(req, 404, "Instance '%s' not found", name);
+		return;
+	}
+	if (api_parse_body(req, &body) < 0)
+		return;
+	type = json_get_str(body, "type", "console");
+	if (!streq(type, "console")) {
+		api_reply_error(
+			req, 400,
+			"Console type '%s' is not supported: containers have a text console "
+			"only",
+			type);
+		return;
+	}
+	if (runtime_state(ctx->lxcpath, name) != RUNTIME_RUNNING) {
+		api_reply_error(req, 400, "Instance is not running");
+		return;
+	}
+	w = json_object_get(body, "width");
+	h = json_object_get(body, "height");
+	snprintf(url, sizeof(url), "/1.0/instances/%s", name);
+	op = api_op_new(ctx, "Showing console", json_pack("{s:[s]}", "instances", url));
+	if (!op ||
+	    api_exec_websocket_begin(ctx, op, name, NULL, true,
+				     json_is_integer(w) ? (unsigned)json_integer_value(w) : 0,
+				     json_is_integer(h) ? (unsigned)json_integer_value(h) : 0, -1,
+				     "", &err) < 0) {
+		api_reply_error(req, 500, "Failed to prepare the console: %s", err.msg);
+		if (op)
+			api_op_fail(op, "Failed to prepare the console");
+		return;
+	}
+	api_reply_async(req, op);
 }

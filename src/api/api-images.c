@@ -16,7 +16,7 @@
 #include "proto-name.h"
 
 #define BUSYBOX_PATH "/bin/busybox"
-#define BUILDER_VERSION "kiva-busybox-2" /* bump when the image content changes */
+#define BUILDER_VERSION "kiva-busybox-3" /* bump when the image content changes */
 
 struct image_task {
 	struct api_ctx *ctx;

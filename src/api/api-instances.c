@@ -325,6 +325,7 @@ static int write_lxc_config(struct api_ctx *ctx, const json_t *inst, struct kiva
 	const json_t *config = json_object_get(inst, "config");
 	cleanup_free char *rootfs = rootfs_path(ctx, name);
 	cleanup_free char *log_path = strf("%s/%s/lxc.log", ctx->lxcpath, name);
+	cleanup_free char *console_log = strf("%s/%s/console.log", ctx->lxcpath, name);
 	cleanup_free char *resolv_path = strf("%s/%s/resolv.conf", ctx->lxcpath, name);
 	cleanup_free char *text = NULL, *resolv = NULL;
 	cleanup_free struct runtime_nic *nics = NULL;
@@ -346,6 +347,7 @@ static int write_lxc_config(struct api_ctx *ctx, const json_t *inst, struct kiva
 	spec.name = name;
 	spec.rootfs = rootfs;
 	spec.log_path = log_path;
+	spec.console_log = console_log;
 	spec.memory_bytes = lim.memory_bytes;
 	api_sched_render(ctx, name, cpus, sizeof(cpus), mems, sizeof(mems));
 	spec.cpuset = cpus[0] ? cpus : NULL;

@@ -299,6 +299,13 @@ void api_event_operation(struct api_ctx *ctx, const json_t *op_json);
 int api_exec_websocket_begin(struct api_ctx *ctx, struct api_op *op, const char *name, char **args,
 			     bool interactive, unsigned width, unsigned height, int status_fd,
 			     const char *status_path, struct kiva_error *reterr);
+/* /1.0/instances/NAME/console: the log (GET, DELETE clears it), attach (POST: like an
+ * interactive exec, on the container's console; args NULL in api_exec_websocket_begin). */
+void api_console_handle_get(struct api_request *req);
+void api_console_handle_post(struct api_request *req);
+void api_console_handle_delete(struct api_request *req);
+/* Ends every exec stream (kivad stops). */
+void api_exec_stop_all(struct api_ctx *ctx);
 /* /1.0/operations/ID/websocket?secret=S: an exec or console stream (api-exec.c). */
 int api_ops_websocket(struct api_ws *ws, struct api_ctx *ctx, const char *id, const char *secret);
 

@@ -25,6 +25,8 @@ static const struct route {
 	{"/1.0/instances/*/snapshots/*", api_snapshot_handle_get, api_snapshot_handle_post,
 	 api_snapshot_handle_put, api_snapshot_handle_put, api_snapshot_handle_delete},
 	{"/1.0/events", api_events_handle_get, NULL, NULL, NULL, NULL},
+	{"/1.0/instances/*/console", api_console_handle_get, api_console_handle_post, NULL, NULL,
+	 api_console_handle_delete},
 	{"/1.0/instances/*/backups", api_backups_handle_list, api_backups_handle_create, NULL, NULL,
 	 NULL},
 	{"/1.0/instances/*/backups/*", api_backup_handle_get, api_backup_handle_post, NULL, NULL,

@@ -591,6 +591,7 @@ int api_server_start(struct api_ctx *ctx, struct kiva_error *reterr)
 
 void api_server_stop(struct api_ctx *ctx)
 {
+	api_exec_stop_all(ctx);
 	if (ctx->server && ctx->server->context)
 		lws_context_destroy(ctx->server->context);
 }

@@ -41,6 +41,10 @@ static const char init_script[] =
 	"}\n"
 	"trap halt PWR TERM USR1 USR2 INT\n"
 	"[ -x /etc/init.d/rcS ] && /etc/init.d/rcS\n"
+	"# a root shell on the console (kiva console / lxc console), started again when it exits\n"
+	"if [ -c /dev/console ]; then\n"
+	"\t(while :; do setsid -c sh </dev/console >/dev/console 2>&1 || sleep 1; done) &\n"
+	"fi\n"
 	"# wait reaps any child (orphans included) while it waits for the pause.\n"
 	"while :; do sleep 2147483647 & pause=$!; wait \"$pause\"; done\n";
 
@@ -51,6 +55,7 @@ static const char rcs_script[] =
 	"grep -qs ' /run ' /proc/mounts || mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run\n"
 	"grep -qs ' /tmp ' /proc/mounts || mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp\n"
 	"ip link set lo up 2>/dev/null\n"
+	"echo \"KIVA busybox: $(hostname) booted\" >/dev/console 2>/dev/null\n"
 	"exit 0\n";
 
 struct rootfs_dir {

@@ -710,6 +710,25 @@ int runtime_freeze(const char *lxcpath, const char *name, char *errbuf, size_t e
 	return 0;
 }
 
+int runtime_console_fd(const char *lxcpath, const char *name, int *ret_fd, char *errbuf,
+		       size_t errlen)
+{
+	cleanup_container struct lxc_container *c = NULL;
+	int ttynum = 0, ptx = -1, r;
+
+	r = container_open(lxcpath, name, &c, errbuf, errlen);
+	if (r < 0)
+		return r;
+	if (!c->is_running(c))
+		return errf(errbuf, errlen, -ESRCH, "Container '%s' is not running", name);
+	/* ttynum 0: the console itself */
+	if (c->console_getfd(c, &ttynum, &ptx) < 0 || ptx < 0)
+		return errf(errbuf, errlen, -EIO, "Container '%s' has no console to attach to",
+			    name);
+	*ret_fd = ptx;
+	return 0;
+}
+
 int runtime_unfreeze(const char *lxcpath, const char *name, char *errbuf, size_t errlen)
 {
 	cleanup_container struct lxc_container *c = NULL;

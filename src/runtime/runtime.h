@@ -45,6 +45,7 @@ struct runtime_spec {
 	const char *name; /* instance name, also the hostname */
 	const char *rootfs; /* absolute path to the rootfs directory */
 	const char *log_path; /* liblxc log file, may be NULL */
+	const char *console_log; /* the console's output (lxc.console.logfile), may be NULL */
 	uint64_t memory_bytes; /* 0 = unlimited */
 	const char *cpuset; /* "0-1" or NULL = all */
 	const char *cpuset_mems; /* NUMA nodes of its memory, "0" or NULL = all */
@@ -144,6 +145,10 @@ int runtime_start(const char *lxcpath, const char *name, int timeout_sec, char *
 int runtime_stop(const char *lxcpath, const char *name, int timeout_sec, char *errbuf,
 		 size_t errlen);
 /* Freezes / thaws all processes of a running container (-ESRCH when not running, -EIO). */
+/* A file descriptor on the container's console (the pty master liblxc's monitor holds; close
+ * it to give the console back). -ESRCH when it does not run. */
+int runtime_console_fd(const char *lxcpath, const char *name, int *ret_fd, char *errbuf,
+		       size_t errlen);
 int runtime_freeze(const char *lxcpath, const char *name, char *errbuf, size_t errlen);
 int runtime_unfreeze(const char *lxcpath, const char *name, char *errbuf, size_t errlen);
 

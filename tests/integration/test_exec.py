@@ -131,8 +131,17 @@ def test_api_exec_logs_can_be_deleted(api, box):
     assert "not found" in body["error"]
 
 
-def test_api_interactive_exec_refused(api, box):
+def test_api_websocket_exec_gives_single_secrets(api, box):
     status, body = api.post(f"/1.0/instances/{box}/exec",
                             {"command": ["true"], "wait-for-websocket": True})
-    assert status == 400
-    assert "WebSocket" in body["error"]
+    assert status == 202, body
+    fds = body["metadata"]["metadata"]["fds"]
+    assert set(fds) == {"0", "1", "2", "control"}
+    assert len(set(fds.values())) == 4 and all(len(v) == 64 for v in fds.values())
+    status, body = api.post(f"/1.0/instances/{box}/exec",
+                            {"command": ["sh"], "wait-for-websocket": True,
+                             "interactive": True})
+    assert status == 202 and set(body["metadata"]["metadata"]["fds"]) == {"0", "control"}
+    status, body = api.post(f"/1.0/instances/{box}/exec",
+                            {"command": ["sh"], "interactive": True})
+    assert status == 400 and "wait-for-websocket" in body["error"]
