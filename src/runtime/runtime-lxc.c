@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
@@ -749,6 +750,14 @@ static volatile sig_atomic_t exec_pid;
 static volatile sig_atomic_t exec_pending_signal;
 static const int exec_forwarded_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
 
+/* Runs in the attached process: a new session whose controlling terminal is stdin. */
+static int attach_run_with_tty(void *payload)
+{
+	if (setsid() >= 0)
+		(void)ioctl(STDIN_FILENO, TIOCSCTTY, 0);
+	return lxc_attach_run_command(payload);
+}
+
 static void exec_forward_signal(int sig)
 {
 	int saved = errno;
@@ -822,7 +831,10 @@ int runtime_exec(const char *lxcpath, const char *name, char *const argv[], char
 		sigaction(exec_forwarded_signals[i], &sa, &old[i]);
 
 	/* The attached process is our child (liblxc forks it with CLONE_PARENT). */
-	r = c->attach(c, lxc_attach_run_command, &cmd, &opts, &pid);
+	/* a terminal as stdin (interactive exec): it becomes the command's controlling terminal,
+	 * so ^C, ^Z and job control work as on a console */
+	r = c->attach(c, isatty(fd_in) ? attach_run_with_tty : lxc_attach_run_command, &cmd, &opts,
+		      &pid);
 	if (r < 0 || pid <= 0) {
 		r = errf(errbuf, errlen, -EIO, "Failed to attach to container '%s'", name);
 	} else {
