@@ -205,12 +205,30 @@ static void on_written(uv_write_t *w, int status)
 	free(w);
 }
 
+static void stdin_shut(uv_shutdown_t *req, int status)
+{
+	struct exec_stream *e = req->data;
+
+	free(req);
+	uv_close((uv_handle_t *)&e->pipe, pipe_closed);
+}
+
+/* End of stdin: after what is queued has been written (a close would drop it). */
 static void close_stdin(struct exec_stream *e)
 {
-	if (!e->s->interactive && e->pipe_open) {
-		e->pipe_open = false;
-		uv_close((uv_handle_t *)&e->pipe, pipe_closed);
+	uv_shutdown_t *req;
+
+	if (e->s->interactive || !e->pipe_open)
+		return;
+	e->pipe_open = false;
+	req = malloc(sizeof(*req));
+	if (req) {
+		req->data = e;
+		if (uv_shutdown(req, (uv_stream_t *)&e->pipe, stdin_shut) == 0)
+			return;
+		free(req);
 	}
+	uv_close((uv_handle_t *)&e->pipe, pipe_closed);
 }
 
 static void control_message(struct exec_session *s, const unsigned char *data, size_t len)

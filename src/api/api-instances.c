@@ -193,10 +193,10 @@ static json_t *render_network(struct api_ctx *ctx, const json_t *stored)
 		}
 		json_object_set_new(
 			out, json_get_str(nic, "name", ""),
-			json_pack("{s:o,s:s,s:s,s:s,s:s,s:s,s:{s:I,s:I,s:I,s:I}}", "addresses",
+			json_pack("{s:o,s:s,s:s,s:i,s:s,s:s,s:{s:I,s:I,s:I,s:I}}", "addresses",
 				  addrs, "host_name", host, "hwaddr",
 				  json_get_str(nic, "hwaddr", ""), "mtu",
-				  json_get_str(nic, "mtu", "1500"), "state", "up", "type",
+				  atoi(json_get_str(nic, "mtu", "1500")), "state", "up", "type",
 				  "broadcast", "counters", "bytes_received",
 				  (json_int_t)read_counter(host, "tx_bytes"), "bytes_sent",
 				  (json_int_t)read_counter(host, "rx_bytes"), "packets_received",
@@ -1065,6 +1065,8 @@ void api_instances_handle_create(struct api_request *req)
 		return;
 	}
 	profiles = json_object_get(body, "profiles");
+	if (json_is_null(profiles))
+		profiles = NULL; /* lxc sends null: the default profile */
 	if (profiles &&
 	    (!json_is_array(profiles) || json_array_size(profiles) > 1 ||
 	     (json_array_size(profiles) == 1 &&
