@@ -153,3 +153,30 @@ void api_events_handle_get(struct api_request *req)
 	}
 	api_reply_sync(req, out);
 }
+
+/* ---- logging events ---- */
+
+static struct api_ctx *log_ctx;
+
+static void log_to_events(enum log_level level, const char *msg)
+{
+	static const char *const names[] = {"debug", "info", "warning", "error"};
+	char now[40];
+	json_t *ev;
+
+	if (!log_ctx || !log_ctx->event_subs)
+		return;
+	now_rfc3339(now);
+	ev = json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:{}}}", "type", "logging", "timestamp", now,
+		       "location", "none", "project", "default", "metadata", "message", msg,
+		       "level", names[level], "context");
+	if (ev)
+		broadcast(log_ctx, ev);
+	json_decref(ev);
+}
+
+void api_events_log_hook(struct api_ctx *ctx)
+{
+	log_ctx = ctx;
+	log_set_hook(ctx ? log_to_events : NULL);
+}

@@ -529,6 +529,7 @@ int api_exec_websocket_begin(struct api_ctx *ctx, struct api_op *op, const char 
 	}
 	json_decref(op->metadata);
 	op->metadata = json_pack("{s:o}", "fds", fds);
+	op->may_cancel = true;
 	s->refs = 2; /* the session itself, the timer */
 	uv_timer_init(ctx->loop, &s->timer);
 	s->timer.data = s;
@@ -646,4 +647,23 @@ void api_console_handle_post(struct api_request *req)
 		return;
 	}
 	api_reply_async(req, op);
+}
+
+int api_exec_cancel(struct api_ctx *ctx, struct api_op *op)
+{
+	for (struct exec_session *s = sessions; s; s = s->next) {
+		if (s->ctx != ctx || s->op != op || s->done)
+			continue;
+		snprintf(s->errmsg, sizeof(s->errmsg), "Operation cancelled");
+		if (!s->started || s->console) {
+			s->exited = true;
+			for (int i = 0; i < S_MAX; i++)
+				s->st[i].eof = true;
+			maybe_done(s);
+		} else if (s->pid > 0 && !s->exited) {
+			kill(s->pid, SIGTERM);
+		}
+		return 0;
+	}
+	return -ENOENT;
 }

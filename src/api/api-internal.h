@@ -112,6 +112,7 @@ struct api_op {
 	char description[128];
 	char created_at[40], updated_at[40];
 	enum api_op_status status;
+	bool may_cancel; /* DELETE /1.0/operations/ID cancels it (WebSocket execs) */
 	json_t *resources; /* {"instances": [...]} */
 	json_t *metadata;
 	char err[512];
@@ -304,6 +305,10 @@ int api_exec_websocket_begin(struct api_ctx *ctx, struct api_op *op, const char 
 void api_console_handle_get(struct api_request *req);
 void api_console_handle_post(struct api_request *req);
 void api_console_handle_delete(struct api_request *req);
+/* DELETE of an exec operation: before its sockets connect it ends at once; a running command
+ * gets SIGTERM (kiva-helper forwards it) and the operation ends when it exits. -ENOENT if op is
+ * not an exec or console. */
+int api_exec_cancel(struct api_ctx *ctx, struct api_op *op);
 /* Ends every exec stream (kivad stops). */
 void api_exec_stop_all(struct api_ctx *ctx);
 /* /1.0/operations/ID/websocket?secret=S: an exec or console stream (api-exec.c). */

@@ -44,8 +44,8 @@ json_t *api_op_to_json(const struct api_op *op)
 			 "updated_at", op->updated_at, "status", status_name(op->status),
 			 "status_code", status_code(op->status), "resources",
 			 op->resources ? op->resources : json_null(), "metadata",
-			 op->metadata ? op->metadata : json_null(), "may_cancel", 0, "err", op->err,
-			 "location", "none");
+			 op->metadata ? op->metadata : json_null(), "may_cancel", op->may_cancel,
+			 "err", op->err, "location", "none");
 }
 
 static void op_free(struct api_op *op)
@@ -223,7 +223,15 @@ void api_ops_handle_delete(struct api_request *req)
 		api_reply_error(req, 404, "Operation '%s' not found", req->params[0]);
 		return;
 	}
-	api_reply_error(req, 403, "This operation can't be cancelled");
+	if (op->status != API_OP_RUNNING) {
+		api_reply_error(req, 400, "Operation '%s' has already ended", op->id);
+		return;
+	}
+	if (!op->may_cancel || api_exec_cancel(req->ctx, op) < 0) {
+		api_reply_error(req, 403, "This operation can't be cancelled");
+		return;
+	}
+	api_reply_sync(req, NULL);
 }
 
 static void wait_timeout(uv_timer_t *t)

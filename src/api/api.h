@@ -85,6 +85,8 @@ void api_sched_watch(struct api_ctx *ctx);
 
 /* Scheduled snapshots due at `now` (Unix seconds), missed ones once, expired ones deleted. */
 void api_snapshots_tick(struct api_ctx *ctx, int64_t now);
+/* kivad's log messages as "logging" events to /1.0/events subscribers (NULL: stop). */
+void api_events_log_hook(struct api_ctx *ctx);
 /* Deletes expired backups (STATE/backups). */
 void api_backups_tick(struct api_ctx *ctx, int64_t now);
 

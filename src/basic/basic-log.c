@@ -1,5 +1,6 @@
 /* Level-filtered logging to stderr with a timestamp and the program's name. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -17,6 +18,13 @@ void log_set_level(enum log_level level)
 void log_set_ident(const char *ident)
 {
 	log_ident = ident;
+}
+
+static log_hook_fn log_hook;
+
+void log_set_hook(log_hook_fn hook)
+{
+	log_hook = hook;
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)
@@ -39,5 +47,19 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	if (log_hook) {
+		static bool in_hook; /* what the hook logs is not hooked again */
+		char msg[1024];
+
+		if (!in_hook) {
+			in_hook = true;
+			errno = saved;
+			va_start(ap, fmt);
+			vsnprintf(msg, sizeof(msg), fmt, ap);
+			va_end(ap);
+			log_hook(level, msg);
+			in_hook = false;
+		}
+	}
 	errno = saved;
 }

@@ -10,6 +10,9 @@ enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARNING, LOG_LEVEL_E
 void log_set_level(enum log_level level);
 void log_set_ident(const char *ident);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Called with each message logged (kivad: "logging" events); NULL removes it. */
+typedef void (*log_hook_fn)(enum log_level level, const char *msg);
+void log_set_hook(log_hook_fn hook);
 
 #define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_LEVEL_INFO, __VA_ARGS__)

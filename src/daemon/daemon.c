@@ -126,6 +126,7 @@ static void reconciled(struct api_ctx *ctx, void *userdata)
 		return;
 	}
 	uv_timer_start(&d->watch_timer, watch, WATCH_MSEC, WATCH_MSEC);
+	api_events_log_hook(ctx);
 	log_info("kivad %s ready on %s (state %s, storage %s, cgroup v%d, %s)", KIVA_VERSION,
 		 ctx->socket_path, ctx->state_dir, ctx->pool->ops->name, ctx->host.cgroup_version,
 		 ctx->host.apparmor ? "apparmor" : "no LSM (nop)");
@@ -181,6 +182,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->sighup, NULL);
+	api_events_log_hook(NULL);
 	api_server_stop(&d->ctx);
 	uv_timer_stop(&d->watch_timer);
 	uv_close((uv_handle_t *)&d->watch_timer, NULL);

@@ -231,3 +231,42 @@ def test_wrong_and_reused_secrets_are_refused(kd, ln):
     assert res["status"] == "Success" and res["metadata"]["return"] == 0, res
     for s in socks:
         s.close()
+
+
+def test_monitor_logging_and_operation_events(kd, ln):
+    c = ln()
+    p = subprocess.Popen([LXC, "monitor", "--type=logging", "--type=operation"],
+                         env=lxc_env(kd), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        time.sleep(1)
+        lxc(kd, "launch", "busybox", c)
+        time.sleep(1)
+    finally:
+        p.terminate()
+        out, _ = p.communicate(timeout=10)
+    assert "type: logging" in out and f"Event instance-started /1.0/instances/{c}" in out, out
+    assert "type: operation" in out and "Creating instance" in out, out
+    assert "type: lifecycle" not in out
+
+
+def test_waiting_exec_can_be_cancelled(kd, ln):
+    c = ln()
+    kd.kiva("launch", "busybox", c)
+    st, body = kd.api.post(f"/1.0/instances/{c}/exec",
+                           {"command": ["true"], "wait-for-websocket": True})
+    op = body["metadata"]["id"]
+    assert body["metadata"]["may_cancel"] is True
+    st, r = kd.api.delete(f"/1.0/operations/{op}")
+    assert st == 200, r
+    st, r = kd.api.get(f"/1.0/operations/{op}")
+    assert r["metadata"]["status"] == "Failure" and "cancelled" in r["metadata"]["err"], r
+    st, r = kd.api.delete(f"/1.0/operations/{op}")
+    assert st == 400 and "already ended" in r["error"]
+    # a finished create, say, cannot be cancelled
+    st, body = kd.api.post("/1.0/instances", {"name": ln(), "source": {"type": "image",
+                                                                        "alias": "busybox"}})
+    op2 = body["metadata"]["id"]
+    kd.api.wait((st, body))
+    st, r = kd.api.delete(f"/1.0/operations/{op2}")
+    assert st in (400, 403), r
