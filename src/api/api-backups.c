@@ -599,8 +599,15 @@ void api_backups_handle_create(struct api_request *req)
 				return;
 			}
 		}
-	t->op = api_op_new(ctx, "Backing up instance",
-			   json_pack("{s:[s]}", "instances", src + strlen("containers/")));
+	{
+		char iurl[256], burl[512];
+
+		/* lxc export takes the backup name from resources.backups[0] */
+		snprintf(iurl, sizeof(iurl), "/1.0/instances/%s", inst_name);
+		snprintf(burl, sizeof(burl), "/1.0/backups/%s", name); /* LXD 5.0 names it so */
+		t->op = api_op_new(ctx, "Backing up instance",
+				   json_pack("{s:[s],s:[s]}", "instances", iurl, "backups", burl));
+	}
 	if (!t->op) {
 		backup_task_free(t);
 		api_reply_error(req, 500, "Out of memory");

@@ -1050,11 +1050,23 @@ void api_instances_handle_create(struct api_request *req)
 		return;
 	}
 	type = json_get_str(body, "type", "container");
-	if (!streq(type, "container")) {
+	if (!streq(type, "container") && *type) {
 		api_reply_error(req, 400, "Unsupported instance type '%s': only containers", type);
 		return;
 	}
 	config = json_object_get(body, "config");
+	/* lxc copy sends the source's config back, volatile keys included: the copy gets its
+	 * own, so they are dropped rather than refused */
+	if (json_is_object(config) &&
+	    streq(json_get_str(json_object_get(body, "source"), "type", ""), "copy")) {
+		const char *key;
+		json_t *v;
+		void *tmp;
+
+		json_object_foreach_safe(config, tmp, key, v)
+			if (startswith(key, "volatile."))
+				json_object_del(config, key);
+	}
 	if (proto_config_validate(config, &ctx->proto_host, false, &err) < 0) {
 		api_reply_kiva_error(req, &err);
 		return;

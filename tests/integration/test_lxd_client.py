@@ -270,3 +270,21 @@ def test_waiting_exec_can_be_cancelled(kd, ln):
     kd.api.wait((st, body))
     st, r = kd.api.delete(f"/1.0/operations/{op2}")
     assert st in (400, 403), r
+
+
+def test_snapshot_restore_copy_export(kd, ln):
+    c, from_snap, from_inst = ln(), ln(), ln()
+    lxc(kd, "launch", "busybox", c)
+    lxc(kd, "exec", c, "--", "sh", "-c", "echo one > /root/f")
+    lxc(kd, "snapshot", c, "s0")
+    lxc(kd, "exec", c, "--", "sh", "-c", "echo two > /root/f")
+    lxc(kd, "restore", c, "s0")
+    assert lxc(kd, "exec", c, "--", "cat", "/root/f").stdout == "one\n"
+    lxc(kd, "copy", f"{c}/s0", from_snap)
+    lxc(kd, "copy", c, from_inst)
+    assert {from_snap, from_inst} <= kd.api.instance_names()
+    out = os.path.join(kd.dir, "exp.tar.gz")
+    lxc(kd, "export", c, out)
+    with open(out, "rb") as f:
+        assert f.read(2) == b"\x1f\x8b"
+    os.unlink(out)
