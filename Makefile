@@ -62,6 +62,7 @@ bench: install
 	$(PYTHON) bench/net.py
 	$(PYTHON) bench/sched.py --binary $(BUILD)/bench/sched/bench-sched
 	$(PYTHON) bench/snapshot.py
+	$(PYTHON) bench/exec_events.py
 
 format:
 	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c')
