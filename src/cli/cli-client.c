@@ -8,6 +8,7 @@
 #include "basic-string.h"
 
 #include "cli-client.h"
+#include "cli-output.h"
 
 struct cli_client {
 	char *socket_path;
@@ -128,12 +129,51 @@ int cli_decode_envelope(const struct cli_http_response *resp, json_t **ret_env,
 	return 0;
 }
 
+/* Replaces the values of every "fds" object in v (the WebSocket secrets of an exec or console
+ * operation) with "...": --debug never prints a secret. */
+static void redact_fds(json_t *v)
+{
+	const char *key;
+	json_t *child;
+	size_t i;
+
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, child)
+			redact_fds(child);
+		return;
+	}
+	json_object_foreach(v, key, child) {
+		if (streq(key, "fds") && json_is_object(child)) {
+			const char *k;
+			json_t *secret;
+
+			json_object_foreach(child, k, secret)
+				(void)json_object_set_new(child, k, json_string("..."));
+		} else {
+			redact_fds(child);
+		}
+	}
+}
+
 static void debug_trace_body(const char *prefix, const void *body, size_t len)
 {
 	const size_t max = 4096;
+	cleanup_free char *redacted = NULL;
 
 	if (!body || len == 0)
 		return;
+	if (memmem(body, len, "\"fds\"", 5)) {
+		cleanup_json json_t *v = json_loadb(body, len, 0, NULL);
+
+		if (v) {
+			redact_fds(v);
+			redacted = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		}
+		if (!redacted)
+			return; /* print nothing rather than the secrets */
+		body = redacted;
+		len = strlen(redacted);
+	}
 	fprintf(stderr, "DEBUG: %s %.*s%s\n", prefix, (int)(len > max ? max : len),
 		(const char *)body, len > max ? "..." : "");
 }
@@ -413,4 +453,79 @@ int cli_get_raw(struct cli_client *c, const char *path, int fd, struct kiva_erro
 	}
 	cli_http_response_done(&resp);
 	return r;
+}
+
+/* target with the value of a secret= argument replaced by "...": secrets are never printed. */
+static void debug_trace_ws(const char *target)
+{
+	const char *q = strstr(target, "secret=");
+
+	if (!q) {
+		fprintf(stderr, "DEBUG: > GET %s (WebSocket)\n", target);
+		return;
+	}
+	q += strlen("secret=");
+	fprintf(stderr, "DEBUG: > GET %.*s...%s (WebSocket)\n", (int)(q - target), target,
+		q + strcspn(q, "&"));
+}
+
+int cli_client_websocket(struct cli_client *c, const char *target, struct cli_ws **ret,
+			 struct kiva_error *reterr)
+{
+	cleanup_free char *body = NULL;
+	int status = 0, r;
+
+	if (c->debug)
+		debug_trace_ws(target);
+	r = cli_ws_connect(c->socket_path, target, ret, &status, &body);
+	if (c->debug && status)
+		fprintf(stderr, "DEBUG: < HTTP/1.1 %d%s\n", status,
+			status == 101 && r >= 0 ? " Switching Protocols (WebSocket)" : "");
+	if (r >= 0)
+		return 0;
+	switch (r) {
+	case -ENOENT:
+	case -ECONNREFUSED:
+	case -EACCES:
+	case -EPERM:
+	case -ENOTSOCK:
+		return kiva_error_set(reterr, r, "Failed to connect to kivad at %s: %s%s",
+				      c->socket_path, strerror(-r), connect_hint(r));
+	case -ENOMEM:
+		return kiva_error_set(reterr, r, "Out of memory");
+	case -EPROTO:
+		if (status && status != 101) {
+			struct cli_http_response resp = {
+				.status = status,
+				.body = body,
+				.body_len = body ? strlen(body) : 0,
+			};
+			json_t *env = NULL;
+
+			r = cli_decode_envelope(&resp, &env, reterr);
+			json_decref(env);
+			if (r < 0)
+				return r;
+			return kiva_error_set(reterr, -EIO, "kivad refused the WebSocket (HTTP %d)",
+					      status);
+		}
+		return kiva_error_set(reterr, -EIO, "WebSocket handshake with kivad failed");
+	default:
+		return kiva_error_set(reterr, r, "WebSocket handshake with kivad failed: %s",
+				      strerror(-r));
+	}
+}
+
+int cli_client_op_websocket(struct cli_client *c, const char *op_id, const char *secret,
+			    struct cli_ws **ret, struct kiva_error *reterr)
+{
+	cleanup_free char *id = cli_escape_path_segment(op_id),
+			  *sec = cli_escape_path_segment(secret), *target = NULL;
+
+	if (!id || !sec)
+		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
+	target = strf("/1.0/operations/%s/websocket?secret=%s", id, sec);
+	if (!target)
+		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
+	return cli_client_websocket(c, target, ret, reterr);
 }

@@ -9,6 +9,7 @@
 #include "basic-error.h"
 #include "basic-json.h"
 #include "cli-http.h"
+#include "cli-ws.h"
 
 struct cli_client;
 
@@ -68,3 +69,16 @@ int cli_decode_envelope(const struct cli_http_response *resp, json_t **ret_env,
 
 /* Maps an HTTP status to -errno (404 → -ENOENT ...). */
 int cli_http_status_to_errno(int status);
+
+/* Opens a WebSocket on a new connection to the client's socket: GET target upgraded (RFC 6455
+ * §4.1). target is percent-encoded with its query ("/1.0/events?type=lifecycle"); with --debug the
+ * request is traced with any secret= value hidden. A refused upgrade is an error with the server's
+ * message (mapped as for cli_call); a failed handshake is -EIO "WebSocket handshake ... failed".
+ * Returns 0 or -errno with reterr set. */
+int cli_client_websocket(struct cli_client *c, const char *target, struct cli_ws **ret,
+			 struct kiva_error *reterr);
+
+/* Opens the WebSocket of one stream of an operation: GET
+ * /1.0/operations/<op_id>/websocket?secret=<secret>. As cli_client_websocket. */
+int cli_client_op_websocket(struct cli_client *c, const char *op_id, const char *secret,
+			    struct cli_ws **ret, struct kiva_error *reterr);

@@ -34,7 +34,7 @@ extern const struct cli_command cli_command_launch, cli_command_init, cli_comman
 	cli_command_config, cli_command_image, cli_command_operation, cli_command_query,
 	cli_command_version, cli_command_network, cli_command_snapshot, cli_command_restore,
 	cli_command_rename, cli_command_copy, cli_command_export, cli_command_import,
-	cli_command_publish;
+	cli_command_publish, cli_command_monitor, cli_command_console;
 
 /* "kiva network acl ...": a sub-command group of network, in cli-network-acl.c. */
 extern const struct cli_command cli_command_network_acl;
@@ -146,6 +146,13 @@ int cli_pairs_apply(struct cli_context *ctx, json_t *obj, const struct cli_args 
 int cli_print_items(struct cli_context *ctx, const json_t *items, enum cli_format format,
 		    const char *const *columns, size_t ncolumns,
 		    int (*row)(struct cli_table *t, const json_t *item), int sort_col);
+
+struct cli_attach;
+/* Opens the WebSockets of op (an operation object whose metadata holds {"fds": {"0": secret, ...}})
+ * that a->mode needs ("0" and "control"; with CLI_ATTACH_EXEC "1" and "2" too) and runs
+ * cli_attach_run on them; the sockets are closed on return. Does not wait for the operation.
+ * Returns 0 or -errno with ctx->error set (cli-exec.c). */
+int cli_attach_operation(struct cli_context *ctx, const json_t *op, struct cli_attach *a);
 
 /* Sets ctx->error to "Out of memory" and returns -ENOMEM. */
 int cli_oom(struct cli_context *ctx);
