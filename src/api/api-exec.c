@@ -50,6 +50,7 @@ struct exec_session {
 	char **args; /* kiva-helper exec ... */
 	bool interactive;
 	bool console; /* the container's console, not a command (ends when the client leaves) */
+	int console_hold; /* liblxc's socket that keeps the console taken (-1: none) */
 	unsigned width, height;
 	struct exec_stream st[S_MAX];
 	int needed; /* websockets still to connect */
@@ -85,6 +86,8 @@ static void session_unref(struct exec_session *s)
 			close(s->child_fds[i]);
 	if (s->status_fd >= 0)
 		close(s->status_fd);
+	if (s->console_hold >= 0)
+		close(s->console_hold);
 	strv_free(s->args);
 	free(s->early);
 	free(s);
@@ -376,7 +379,8 @@ static int start_console(struct exec_session *s)
 	char errbuf[256];
 	int fd, r;
 
-	r = runtime_console_fd(s->ctx->lxcpath, s->name, &fd, errbuf, sizeof(errbuf));
+	r = runtime_console_fd(s->ctx->lxcpath, s->name, &fd, &s->console_hold, errbuf,
+			       sizeof(errbuf));
 	if (r < 0) {
 		snprintf(s->errmsg, sizeof(s->errmsg), "%s", errbuf);
 		return r;
@@ -472,8 +476,9 @@ int api_ops_websocket(struct api_ws *ws, struct api_ctx *ctx, const char *id, co
 			e->ws = ws;
 			api_ws_set_user(ws, &stream_handler, e);
 			if (--s->needed == 0 && start_command(s) < 0) {
-				snprintf(s->errmsg, sizeof(s->errmsg),
-					 "Failed to start the command");
+				if (!s->errmsg[0])
+					snprintf(s->errmsg, sizeof(s->errmsg),
+						 "Failed to start the command");
 				s->exited = true;
 				maybe_done(s);
 			}
@@ -498,6 +503,7 @@ int api_exec_websocket_begin(struct api_ctx *ctx, struct api_op *op, const char 
 		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
 	}
 	s->console = !args;
+	s->console_hold = -1;
 	s->ctx = ctx;
 	s->op = op;
 	s->args = args;

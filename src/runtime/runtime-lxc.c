@@ -711,11 +711,11 @@ int runtime_freeze(const char *lxcpath, const char *name, char *errbuf, size_t e
 	return 0;
 }
 
-int runtime_console_fd(const char *lxcpath, const char *name, int *ret_fd, char *errbuf,
-		       size_t errlen)
+int runtime_console_fd(const char *lxcpath, const char *name, int *ret_fd, int *ret_hold,
+		       char *errbuf, size_t errlen)
 {
 	cleanup_container struct lxc_container *c = NULL;
-	int ttynum = 0, ptx = -1, r;
+	int ttynum = 0, ptx = -1, hold, r;
 
 	r = container_open(lxcpath, name, &c, errbuf, errlen);
 	if (r < 0)
@@ -723,10 +723,12 @@ int runtime_console_fd(const char *lxcpath, const char *name, int *ret_fd, char 
 	if (!c->is_running(c))
 		return errf(errbuf, errlen, -ESRCH, "Container '%s' is not running", name);
 	/* ttynum 0: the console itself */
-	if (c->console_getfd(c, &ttynum, &ptx) < 0 || ptx < 0)
-		return errf(errbuf, errlen, -EIO, "Container '%s' has no console to attach to",
-			    name);
+	hold = c->console_getfd(c, &ttynum, &ptx);
+	if (hold < 0 || ptx < 0)
+		return errf(errbuf, errlen, -EBUSY,
+			    "The console of '%s' is in use (or it has none)", name);
 	*ret_fd = ptx;
+	*ret_hold = hold;
 	return 0;
 }
 
@@ -838,6 +840,10 @@ int runtime_exec(const char *lxcpath, const char *name, char *const argv[], char
 	if (r < 0 || pid <= 0) {
 		r = errf(errbuf, errlen, -EIO, "Failed to attach to container '%s'", name);
 	} else {
+		/* liblxc's attach leaves SIGINT and SIGQUIT ignored in the caller: forward them
+		 * again (a ^C sent through the control socket must reach the command) */
+		for (size_t i = 0; i < ARRAY_SIZE(exec_forwarded_signals); i++)
+			sigaction(exec_forwarded_signals[i], &sa, NULL);
 		exec_pid = pid;
 		if (exec_pending_signal)
 			kill(pid, exec_pending_signal);

@@ -145,10 +145,11 @@ int runtime_start(const char *lxcpath, const char *name, int timeout_sec, char *
 int runtime_stop(const char *lxcpath, const char *name, int timeout_sec, char *errbuf,
 		 size_t errlen);
 /* Freezes / thaws all processes of a running container (-ESRCH when not running, -EIO). */
-/* A file descriptor on the container's console (the pty master liblxc's monitor holds; close
- * it to give the console back). -ESRCH when it does not run. */
-int runtime_console_fd(const char *lxcpath, const char *name, int *ret_fd, char *errbuf,
-		       size_t errlen);
+/* A file descriptor on the container's console (the pty master liblxc's monitor holds) and
+ * *ret_hold, the command socket that keeps the console taken: close both to give it back.
+ * -ESRCH when it does not run, -EBUSY when another client has it. */
+int runtime_console_fd(const char *lxcpath, const char *name, int *ret_fd, int *ret_hold,
+		       char *errbuf, size_t errlen);
 int runtime_freeze(const char *lxcpath, const char *name, char *errbuf, size_t errlen);
 int runtime_unfreeze(const char *lxcpath, const char *name, char *errbuf, size_t errlen);
 

@@ -236,8 +236,6 @@ def test_exec_sigterm_is_passed_on(kd, box):
     assert exec_then_signal(kd, box, signal.SIGTERM) == 128 + signal.SIGTERM
 
 
-@pytest.mark.xfail(strict=True, reason="kiva-helper ignores SIGINT/SIGQUIT while liblxc's "
-                   "attach waits, so kivad's forwarded SIGINT never reaches the command")
 def test_exec_sigint_is_passed_on(kd, box):
     assert exec_then_signal(kd, box, signal.SIGINT) == 128 + signal.SIGINT
 
@@ -415,8 +413,6 @@ def test_console_attach_and_detach(kd, names, ptys):
     assert kd.api.state(c)["status"] == "Running"
 
 
-@pytest.mark.xfail(strict=True, reason="runtime_console_fd drops liblxc's console command "
-                   "socket, so the console stays taken after the first client leaves")
 def test_console_attach_twice(kd, names, ptys):
     c = names()
     kd.kiva("launch", "busybox", c)
