@@ -123,6 +123,9 @@ static void maybe_done(struct exec_session *s)
 			if (i != S_CONTROL)
 				(void)api_ws_send(e->ws, "", 0, false); /* barrier */
 			api_ws_close(e->ws);
+			/* the session goes before the connection: it must not call back here */
+			api_ws_set_user(e->ws, NULL, NULL);
+			e->ws = NULL;
 		}
 		if (e->pipe_open) {
 			e->pipe_open = false;
@@ -463,6 +466,8 @@ int api_ops_websocket(struct api_ws *ws, struct api_ctx *ctx, const char *id, co
 	for (s = sessions; s; s = s->next) {
 		if (s->ctx != ctx || strcmp(s->op->id, id) != 0)
 			continue;
+		if (s->done)
+			return -1; /* over (ended, cancelled, timed out) */
 		for (int i = 0; i < S_MAX; i++) {
 			struct exec_stream *e = &s->st[i];
 

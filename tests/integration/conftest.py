@@ -282,6 +282,13 @@ class Kivad:
 
     def teardown(self):
         """Always leaves the host clean: instances deleted, kivad stopped, pool unmounted."""
+        # the log outlives the state dir, for a post-mortem (/var/tmp/kiva-logs/)
+        try:
+            os.makedirs("/var/tmp/kiva-logs", exist_ok=True)
+            shutil.copy(self.log, os.path.join("/var/tmp/kiva-logs",
+                                               os.path.basename(self.dir) + ".log"))
+        except OSError:
+            pass
         if self.pids() and self.api.alive():
             try:
                 for name in self.api.instance_names():
