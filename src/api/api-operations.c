@@ -223,11 +223,15 @@ void api_ops_handle_delete(struct api_request *req)
 		api_reply_error(req, 404, "Operation '%s' not found", req->params[0]);
 		return;
 	}
+	if (!op->may_cancel) {
+		api_reply_error(req, 403, "This operation can't be cancelled");
+		return;
+	}
 	if (op->status != API_OP_RUNNING) {
 		api_reply_error(req, 400, "Operation '%s' has already ended", op->id);
 		return;
 	}
-	if (!op->may_cancel || api_exec_cancel(req->ctx, op) < 0) {
+	if (api_exec_cancel(req->ctx, op) < 0) {
 		api_reply_error(req, 403, "This operation can't be cancelled");
 		return;
 	}
