@@ -5,12 +5,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api-chunked.h"
 #include "api.h"
 #include "basic-hash.h"
 #include "basic-json.h"
 
 #define API_BODY_MAX (1024 * 1024) /* JSON bodies */
 #define API_UPLOAD_MAX (64ULL * 1024 * 1024 * 1024) /* image uploads */
+#define API_FILE_MAX (1024ULL * 1024 * 1024) /* file pushes (POST /1.0/instances/NAME/files) */
 
 enum api_method { API_GET, API_POST, API_PUT, API_PATCH, API_DELETE, API_METHOD_OTHER };
 
@@ -27,10 +29,16 @@ struct api_request {
 	char filename[256]; /* X-LXD-filename header of uploads */
 	char lxd_name[128]; /* X-LXD-name header (backup imports: the new instance's name) */
 	char if_match[128]; /* If-Match header: the ETag of what the client read */
+	/* X-LXD-uid, -gid, -mode, -type, -write and -modify-perm headers (file pushes), "" when
+	 * absent */
+	char lxd_uid[24], lxd_gid[24], lxd_mode[24], lxd_type[24], lxd_write[24];
+	char lxd_modify_perm[32];
 	uint64_t content_length;
 	char *body; /* JSON body, NUL-terminated (NULL for uploads and empty bodies) */
 	size_t body_len;
 	bool upload; /* body streamed to upload_path */
+	bool chunked; /* Transfer-Encoding: chunked (uploads only), decoded by the server */
+	struct api_chunked chunk; /* the server's decoder state */
 	int upload_fd;
 	char *upload_path;
 	uint64_t upload_bytes;
@@ -47,6 +55,7 @@ struct api_request {
 	char reply_type[64];
 	char location[256];
 	char etag[80]; /* ETag header of the reply, when set */
+	char reply_headers[256]; /* more header lines, "name: value\n" each (api_reply_header) */
 	char *reply_body;
 	int reply_fd; /* >= 0: the reply body is read from this file (api_reply_file) */
 	size_t reply_len, reply_off;
@@ -72,7 +81,10 @@ void api_reply_file(struct api_request *req, int http_status, const char *conten
 		    size_t size);
 /* Marks the request as answered later. */
 void api_defer(struct api_request *req);
-/* Value of a query parameter (URL-decoded by the server), or NULL. buf holds the value. */
+/* Adds a header to the reply (call it before api_reply_*). Returns 0, -EINVAL when name or
+ * value holds CR or LF (or name a ':'), -ENOBUFS when reply_headers is full. */
+int api_reply_header(struct api_request *req, const char *name, const char *value);
+/* Value of a query parameter (URL-decoded), or NULL. buf holds the value (cut to len - 1). */
 const char *api_query(const struct api_request *req, const char *name, char *buf, size_t len);
 int api_recursion(const struct api_request *req);
 /* Parses the JSON body into *ret (object). Replies 400 and returns <0 on failure. */
@@ -102,6 +114,12 @@ int api_ws_route(struct api_ws *ws, struct api_ctx *ctx, const char *path, const
 
 /* api-router.c */
 void api_dispatch(struct api_request *req);
+/* How the server reads the body of req (from its method, path and Content-Type): > 0: streamed
+ * to a file (req->upload), refused (413) past that many bytes; 0: JSON in memory, up to
+ * API_BODY_MAX. File pushes stream whatever their Content-Type (LXD's client sends none) up to
+ * API_FILE_MAX; other application/octet-stream bodies (image and backup uploads) up to
+ * API_UPLOAD_MAX. */
+uint64_t api_upload_limit(struct api_request *req);
 
 /* api-operations.c: LXD operations (class "task"). */
 enum api_op_status { API_OP_RUNNING, API_OP_SUCCESS, API_OP_FAILURE };

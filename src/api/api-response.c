@@ -127,6 +127,22 @@ void api_defer(struct api_request *req)
 	req->deferred = true;
 }
 
+int api_reply_header(struct api_request *req, const char *name, const char *value)
+{
+	size_t used = strlen(req->reply_headers);
+	int n;
+
+	if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+		return -EINVAL;
+	n = snprintf(req->reply_headers + used, sizeof(req->reply_headers) - used, "%s: %s\n", name,
+		     value);
+	if (n < 0 || (size_t)n >= sizeof(req->reply_headers) - used) {
+		req->reply_headers[used] = 0;
+		return -ENOBUFS;
+	}
+	return 0;
+}
+
 const char *api_query(const struct api_request *req, const char *name, char *buf, size_t len)
 {
 	size_t nlen = strlen(name);
@@ -137,12 +153,20 @@ const char *api_query(const struct api_request *req, const char *name, char *buf
 		size_t seg = amp ? (size_t)(amp - p) : strlen(p);
 
 		if (seg > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
-			size_t vlen = seg - nlen - 1;
+			const char *v = p + nlen + 1, *end = p + seg;
+			size_t k = 0;
 
-			if (vlen >= len)
-				vlen = len - 1;
-			memcpy(buf, p + nlen + 1, vlen);
-			buf[vlen] = 0;
+			/* the server kept a '&' or '%' inside a value as %26 or %25 */
+			while (v < end && k + 1 < len) {
+				if (*v == '%' && end - v >= 3 &&
+				    (strncmp(v, "%26", 3) == 0 || strncmp(v, "%25", 3) == 0)) {
+					buf[k++] = v[2] == '6' ? '&' : '%';
+					v += 3;
+				} else {
+					buf[k++] = *v++;
+				}
+			}
+			buf[k] = 0;
 			return buf;
 		}
 		if (seg == nlen && strncmp(p, name, nlen) == 0) {

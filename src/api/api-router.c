@@ -141,6 +141,15 @@ void api_dispatch(struct api_request *req)
 	api_reply_error(req, 404, "Not found: %s", req->path);
 }
 
+uint64_t api_upload_limit(struct api_request *req)
+{
+	if (req->method == API_POST && match(req, "/1.0/instances/*/files"))
+		return API_FILE_MAX;
+	if (startswith(req->content_type, "application/octet-stream"))
+		return API_UPLOAD_MAX;
+	return 0;
+}
+
 /* A query argument of a WebSocket URL ("a=1&b=2"); buf holds the (undecoded) value. */
 static const char *ws_arg(const char *query, const char *name, char *buf, size_t len)
 {

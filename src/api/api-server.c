@@ -1,18 +1,26 @@
 /* HTTP/1.1 server on a unix socket: the only file that includes <libwebsockets.h>. lws runs on
  * kivad's libuv loop (foreign loop). It reads requests (JSON bodies up to 1 MiB in memory, image
- * uploads streamed to a file while hashed), hands them to api_dispatch(), and writes replies,
- * keeping connections alive between requests.
+ * uploads and file pushes streamed to a file while hashed, chunked ones decoded), hands them to
+ * api_dispatch(), and writes replies, keeping connections alive between requests.
  *
- * lws gotchas (notes/feasibility.md §13): a body method without Content-Length would make lws wait
- * for a huge body, so such a request is answered 411 at once; lws removes an existing socket path
- * before binding, so the daemon holds a lock file before calling api_server_start; with a foreign
- * loop lws_context_destroy() is called twice (api_server_stop, then api_server_free). */
+ * lws gotchas (notes/feasibility.md §13): a body method without Content-Length makes lws 4.1
+ * take 100 MB of whatever comes as the body (a chunked body with its framing), then drop the rest,
+ * so such a request is answered 411 at once, unless its body is chunked and streamed to a file
+ * (LXD's client sends file pushes and imports so): then kivad reads the connection itself once lws
+ * handed over what came with the headers (lws rx flow control off, a dup of its socket polled on
+ * the loop), api-chunked.c decodes the body, the request is dispatched after the last chunk and
+ * the connection closed after the reply (lws only writes to a connection it may read, so reading
+ * goes back to lws first). lws removes an existing socket path before binding, so the daemon
+ * holds a lock file before calling api_server_start; with a foreign loop lws_context_destroy() is
+ * called twice (api_server_stop, then api_server_free). */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libwebsockets.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -48,10 +56,23 @@ struct api_ws {
 	bool rx_binary;
 };
 
+/* A chunked upload read past lws (see the top of the file): lws stops reading the connection
+ * (rx flow control) once it handed over what it had read with the headers, and a dup of its
+ * socket is polled here. Freed from uv_close's callback. */
+struct raw_body {
+	uv_poll_t poll;
+	int fd;
+	struct lws *wsi;
+	struct pss *pss; /* NULL once stopped */
+};
+
 struct pss {
 	struct api_request *req;
 	struct api_ws *ws;
+	struct raw_body *raw;
 };
+
+#define BODY_TIMEOUT_SEC 30 /* a body that stalls that long is cut (as lws does) */
 
 #define WS_QUEUE_MAX (4u * 1024 * 1024) /* a subscriber this far behind is cut off */
 #define WS_MESSAGE_MAX (8u * 1024 * 1024)
@@ -174,18 +195,36 @@ static int ws_receive(struct api_ws *ws, const void *in, size_t len)
 	return 0;
 }
 
-/* Every query argument (lws keeps each as a fragment: lws_hdr_copy gives only the first),
- * joined with '&'. */
+/* Every query argument (lws keeps each as a fragment: lws_hdr_copy gives only the first, decoded),
+ * joined with '&'; a '&' or '%' inside one (a file name) is kept as %26 or %25, which api_query
+ * decodes. An argument that does not fit is left out whole, never cut. */
 static void copy_query(struct lws *wsi, char *query, size_t size)
 {
+	size_t n = 0;
+
 	query[0] = 0;
 	for (int i = 0; i < 32; i++) {
-		char frag[512];
-		size_t n = strlen(query);
+		char frag[1024];
+		size_t m = n;
 
 		if (lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i) < 0)
 			break;
-		snprintf(query + n, size - n, "%s%s", n ? "&" : "", frag);
+		if (!frag[0])
+			continue;
+		if (m && m + 1 < size)
+			query[m++] = '&';
+		for (const char *f = frag; *f && m + 3 < size; f++) {
+			if (*f == '&' || *f == '%') {
+				m += (size_t)snprintf(query + m, size - m, "%%%02X", *f);
+			} else {
+				query[m++] = *f;
+			}
+			if (!f[1])
+				n = m; /* the whole argument fitted */
+		}
+		query[n] = 0;
+		if (n < m)
+			break;
 	}
 }
 
@@ -248,11 +287,61 @@ static void body_fail(struct api_request *req, int status, const char *msg)
 	snprintf(req->body_errmsg, sizeof(req->body_errmsg), "%s", msg);
 }
 
+/* A request header lws does not know by name ("x-lxd-uid:"), "" when absent or too long. */
+static void copy_custom(struct lws *wsi, const char *name, char *buf, size_t size)
+{
+	if (lws_hdr_custom_copy(wsi, buf, (int)size, name, (int)strlen(name)) < 0)
+		buf[0] = 0;
+}
+
+static bool is_chunked(struct lws *wsi)
+{
+	char te[64];
+
+	if (lws_hdr_copy(wsi, te, sizeof(te), WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0)
+		return false;
+	return strcasecmp(te, "chunked") == 0;
+}
+
+/* Starts streaming req's body to a file in the tmp dir. Replies and returns < 0 on failure. */
+static int upload_begin(struct api_request *req)
+{
+	char tmpl[4096];
+
+	snprintf(tmpl, sizeof(tmpl), "%s/upload-XXXXXX", req->ctx->tmp_dir);
+	req->upload_fd = mkostemp(tmpl, O_CLOEXEC);
+	if (req->upload_fd < 0) {
+		api_reply_error(req, 500, "Failed to store the upload: %s", strerror(errno));
+		return -errno;
+	}
+	req->upload_path = strdup(tmpl);
+	if (!req->upload_path) {
+		unlink(tmpl);
+		api_reply_error(req, 500, "Out of memory");
+		return -ENOMEM;
+	}
+	req->upload = true;
+	sha256_init(&req->upload_hash);
+	return 0;
+}
+
+static void reply_too_large(struct api_request *req, uint64_t bytes, uint64_t limit)
+{
+	char b[32];
+
+	api_reply_error(req, 413, "Upload too large: %llu bytes, the limit is %llu (%s)",
+			(unsigned long long)bytes, (unsigned long long)limit,
+			format_bytes(limit, b));
+}
+
+static int raw_start(struct lws *wsi, struct pss *pss);
+
 static int begin_request(struct lws *wsi, struct pss *pss, const char *uri)
 {
 	struct api_ctx *ctx = lws_context_user(lws_get_context(wsi));
 	struct api_request *req;
 	char clen[32] = "";
+	uint64_t limit;
 	int n;
 
 	req = calloc(1, sizeof(*req));
@@ -278,6 +367,12 @@ static int begin_request(struct lws *wsi, struct pss *pss, const char *uri)
 				"x-lxd-name:", (int)strlen("x-lxd-name:"));
 	if (n < 0)
 		req->lxd_name[0] = 0;
+	copy_custom(wsi, "x-lxd-uid:", req->lxd_uid, sizeof(req->lxd_uid));
+	copy_custom(wsi, "x-lxd-gid:", req->lxd_gid, sizeof(req->lxd_gid));
+	copy_custom(wsi, "x-lxd-mode:", req->lxd_mode, sizeof(req->lxd_mode));
+	copy_custom(wsi, "x-lxd-type:", req->lxd_type, sizeof(req->lxd_type));
+	copy_custom(wsi, "x-lxd-write:", req->lxd_write, sizeof(req->lxd_write));
+	copy_custom(wsi, "x-lxd-modify-perm:", req->lxd_modify_perm, sizeof(req->lxd_modify_perm));
 	pss->req = req;
 	/* Long polls (operation wait) must not be cut by lws's pending timeouts. */
 	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
@@ -286,13 +381,23 @@ static int begin_request(struct lws *wsi, struct pss *pss, const char *uri)
 		api_dispatch(req);
 		return 0;
 	}
+	limit = api_upload_limit(req);
 	if (lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
-		if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING))
+		if (limit && is_chunked(wsi)) {
+			/* the body arrives through body_bytes; dispatched after its last chunk */
+			req->chunked = true;
+			api_chunked_init(&req->chunk);
+			if (upload_begin(req) < 0)
+				return 0;
+			if (raw_start(wsi, pss) < 0)
+				api_reply_error(req, 500, "Failed to read the request body");
+		} else if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING)) {
 			api_reply_error(req, 411,
-					"Chunked request bodies are not supported: send "
+					"Chunked request bodies are not supported here: send "
 					"Content-Length");
-		else
+		} else {
 			api_dispatch(req); /* no body */
+		}
 		return 0;
 	}
 	{
@@ -304,23 +409,15 @@ static int begin_request(struct lws *wsi, struct pss *pss, const char *uri)
 		}
 		req->content_length = (uint64_t)v;
 	}
-	req->upload = startswith(req->content_type, "application/octet-stream");
-	if (req->upload) {
-		char tmpl[4096];
-
-		if (req->content_length > API_UPLOAD_MAX) {
-			api_reply_error(req, 413, "Upload too large");
+	if (limit) {
+		/* refused before a byte is stored; the connection closes after the reply */
+		if (req->content_length > limit) {
+			req->upload = true;
+			reply_too_large(req, req->content_length, limit);
 			return 0;
 		}
-		snprintf(tmpl, sizeof(tmpl), "%s/upload-XXXXXX", ctx->tmp_dir);
-		req->upload_fd = mkostemp(tmpl, O_CLOEXEC);
-		if (req->upload_fd < 0) {
-			api_reply_error(req, 500, "Failed to store the upload: %s",
-					strerror(errno));
+		if (upload_begin(req) < 0)
 			return 0;
-		}
-		req->upload_path = strdup(tmpl);
-		sha256_init(&req->upload_hash);
 	} else if (req->content_length > API_BODY_MAX) {
 		/* Answer now: reading 100 MB to refuse it helps nobody. lws closes afterwards. */
 		api_reply_error(req, 413, "Request body too large: %llu bytes, the limit is %d",
@@ -332,28 +429,80 @@ static int begin_request(struct lws *wsi, struct pss *pss, const char *uri)
 	return 0;
 }
 
+/* Appends payload to the upload file. Returns 0 or -errno (body_fail called). */
+static int upload_write(void *userdata, const void *in, size_t len)
+{
+	struct api_request *req = userdata;
+	const char *p = in;
+	size_t left = len;
+
+	sha256_update(&req->upload_hash, in, len);
+	while (left > 0) {
+		ssize_t n = write(req->upload_fd, p, left);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			body_fail(req, 507, "Failed to store the upload");
+			return -errno;
+		}
+		p += n;
+		left -= (size_t)n;
+	}
+	req->upload_bytes += len;
+	return 0;
+}
+
+/* Past the limit (or announced past it by a chunk's size): for chunked bodies only, the others
+ * were checked against Content-Length. */
+static int chunk_sink(void *userdata, const void *in, size_t len)
+{
+	struct api_request *req = userdata;
+	uint64_t limit = api_upload_limit(req);
+
+	if (req->upload_bytes + len > limit)
+		return -EFBIG;
+	return upload_write(req, in, len);
+}
+
+/* A chunked body: decoded into the upload file, answered at once when it is malformed or too
+ * large, dispatched after the last chunk (no lws timeout from then on: the handler may take its
+ * time). */
+static void add_chunked(struct api_request *req, const void *in, size_t len)
+{
+	ssize_t n = api_chunked_feed(&req->chunk, in, len, chunk_sink, req);
+	uint64_t limit = api_upload_limit(req);
+
+	if (n == -EFBIG ||
+	    (n >= 0 && req->upload_bytes + api_chunked_pending(&req->chunk) > limit)) {
+		body_fail(req, 413, "Upload too large");
+		reply_too_large(req, req->upload_bytes + api_chunked_pending(&req->chunk), limit);
+		return;
+	}
+	if (n < 0) {
+		body_fail(req, n == -EBADMSG ? 400 : 507,
+			  n == -EBADMSG ? "Malformed chunked body" : "Failed to store the upload");
+		api_reply_error(req, req->body_error, "%s", req->body_errmsg);
+		return;
+	}
+	if (api_chunked_done(&req->chunk)) {
+		if (req->conn)
+			lws_set_timeout(req->conn, NO_PENDING_TIMEOUT, 0);
+		api_dispatch(req);
+	}
+}
+
 static void add_body(struct api_request *req, const void *in, size_t len)
 {
 	if (req->body_error || req->replied)
 		return;
+	if (req->chunked) {
+		if (!api_chunked_done(&req->chunk))
+			add_chunked(req, in, len);
+		return;
+	}
 	if (req->upload) {
-		const char *p = in;
-		size_t left = len;
-
-		sha256_update(&req->upload_hash, in, len);
-		while (left > 0) {
-			ssize_t n = write(req->upload_fd, p, left);
-
-			if (n < 0) {
-				if (errno == EINTR)
-					continue;
-				body_fail(req, 507, "Failed to store the upload");
-				return;
-			}
-			p += n;
-			left -= (size_t)n;
-		}
-		req->upload_bytes += len;
+		(void)upload_write(req, in, len);
 		return;
 	}
 	if (req->body_len + len > API_BODY_MAX) {
@@ -372,6 +521,119 @@ static void add_body(struct api_request *req, const void *in, size_t len)
 		req->body_len += len;
 		req->body[req->body_len] = 0;
 	}
+}
+
+/* The handler's extra headers ("name: value\n" lines, api_reply_header). */
+static int add_reply_headers(struct lws *wsi, const char *lines, unsigned char **p,
+			     unsigned char *end)
+{
+	while (*lines) {
+		const char *colon = strchr(lines, ':'), *nl = strchr(lines, '\n');
+		char name[64];
+		const char *value;
+
+		if (!colon || !nl || colon > nl || (size_t)(colon - lines) + 2 > sizeof(name))
+			return -1;
+		/* lws wants the name with its colon, lower case for HTTP/2 */
+		for (size_t i = 0; i < (size_t)(colon - lines); i++)
+			name[i] = (char)tolower((unsigned char)lines[i]);
+		name[colon - lines] = ':';
+		name[colon - lines + 1] = 0;
+		value = colon + 1;
+		while (*value == ' ')
+			value++;
+		if (lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+						(const unsigned char *)value, (int)(nl - value), p,
+						end))
+			return -1;
+		lines = nl + 1;
+	}
+	return 0;
+}
+
+static void raw_closed(uv_handle_t *h)
+{
+	struct raw_body *rb = h->data;
+
+	close(rb->fd);
+	free(rb);
+}
+
+/* Stops reading the body here; with resume, lws reads the connection again (it only writes the
+ * reply of a connection it may read: rops_handle_POLLIN_h1 skips flow-controlled ones, POLLOUT
+ * included). */
+static void raw_stop(struct pss *pss, bool resume)
+{
+	struct raw_body *rb = pss->raw;
+
+	if (!rb)
+		return;
+	pss->raw = NULL;
+	rb->pss = NULL;
+	uv_poll_stop(&rb->poll);
+	uv_close((uv_handle_t *)&rb->poll, raw_closed);
+	if (resume)
+		lws_rx_flow_control(rb->wsi, 1);
+}
+
+/* Body bytes of pss's request, from lws or read here. Reading here stops once the body is
+ * complete or was answered (refused). */
+static void body_bytes(struct pss *pss, const void *in, size_t len)
+{
+	struct api_request *req = pss->req;
+
+	add_body(req, in, len);
+	if (pss->raw && (req->replied || req->body_error || api_chunked_done(&req->chunk)))
+		raw_stop(pss, true);
+}
+
+static void raw_readable(uv_poll_t *h, int status, int events)
+{
+	struct raw_body *rb = h->data;
+	struct pss *pss = rb->pss;
+	unsigned char buf[65536];
+	ssize_t n;
+
+	(void)events;
+	if (!pss || !pss->req)
+		return;
+	n = status < 0 ? -1 : read(rb->fd, buf, sizeof(buf));
+	if (n < 0 && status >= 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* the client went away mid-body: have lws close the connection */
+		struct lws *wsi = rb->wsi;
+
+		raw_stop(pss, false);
+		lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+		return;
+	}
+	lws_set_timeout(rb->wsi, PENDING_TIMEOUT_HTTP_CONTENT, BODY_TIMEOUT_SEC);
+	body_bytes(pss, buf, (size_t)n);
+}
+
+/* Takes over reading a chunked body (lws would stop at 100 MB, see the top of the file). */
+static int raw_start(struct lws *wsi, struct pss *pss)
+{
+	struct api_ctx *ctx = lws_context_user(lws_get_context(wsi));
+	struct raw_body *rb = calloc(1, sizeof(*rb));
+
+	if (!rb)
+		return -ENOMEM;
+	rb->fd = fcntl(lws_get_socket_fd(wsi), F_DUPFD_CLOEXEC, 3);
+	if (rb->fd < 0 || uv_poll_init(ctx->loop, &rb->poll, rb->fd) < 0) {
+		if (rb->fd >= 0)
+			close(rb->fd);
+		free(rb);
+		return -EIO;
+	}
+	rb->poll.data = rb;
+	rb->wsi = wsi;
+	rb->pss = pss;
+	pss->raw = rb;
+	lws_rx_flow_control(wsi, 0);
+	uv_poll_start(&rb->poll, UV_READABLE | UV_DISCONNECT, raw_readable);
+	return 0;
 }
 
 static int write_reply(struct lws *wsi, struct pss *pss)
@@ -397,6 +659,8 @@ static int write_reply(struct lws *wsi, struct pss *pss)
 		if (req->etag[0] && lws_add_http_header_by_name(wsi, (const unsigned char *)"etag:",
 								(const unsigned char *)req->etag,
 								(int)strlen(req->etag), &p, end))
+			return -1;
+		if (add_reply_headers(wsi, req->reply_headers, &p, end) < 0)
 			return -1;
 		if (lws_finalize_write_http_header(wsi, start, &p, end))
 			return -1;
@@ -430,10 +694,12 @@ static int write_reply(struct lws *wsi, struct pss *pss)
 	}
 	/* Whole reply written. A refused body was not read: close rather than resync. */
 	{
-		bool close_after = req->body_error ||
+		bool close_after = req->body_error || req->chunked ||
+				   (req->upload && req->upload_bytes < req->content_length) ||
 				   (req->content_length && !req->upload &&
 				    req->body_len < req->content_length && req->method != API_GET);
 
+		raw_stop(pss, false);
 		api_request_free(req);
 		pss->req = NULL;
 		if (close_after)
@@ -484,10 +750,11 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
 		return begin_request(wsi, pss, in ? (const char *)in : "/");
 	case LWS_CALLBACK_HTTP_BODY:
 		if (pss->req)
-			add_body(pss->req, in, len);
+			body_bytes(pss, in, len);
 		return 0;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		if (!pss->req || pss->req->replied)
+		/* chunked bodies end with their last chunk, whatever lws thinks */
+		if (!pss->req || pss->req->replied || pss->req->chunked)
 			return 0;
 		if (pss->req->body_error) {
 			api_reply_error(pss->req, pss->req->body_error, "%s",
@@ -499,6 +766,7 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return write_reply(wsi, pss);
 	case LWS_CALLBACK_CLOSED_HTTP:
+		raw_stop(pss, false);
 		if (pss->req) {
 			struct api_request *req = pss->req;
 
