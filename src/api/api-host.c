@@ -35,6 +35,7 @@ static const char *const extensions[] = {
 	"container_exec_signal_handling",
 	"container_exec_user_group",
 	"file_delete",
+	"file_append",
 	"file_symlinks",
 	"directory_manipulation",
 	"console",

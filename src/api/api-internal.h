@@ -183,6 +183,10 @@ void api_instance_handle_state_put(struct api_request *req);
 void api_instance_handle_exec(struct api_request *req);
 void api_instance_handle_log_get(struct api_request *req);
 void api_instance_handle_log_delete(struct api_request *req);
+/* api-files.c: /1.0/instances/NAME/files?path=P, LXD's file API, confined to the rootfs */
+void api_files_handle_get(struct api_request *req);
+void api_files_handle_post(struct api_request *req);
+void api_files_handle_delete(struct api_request *req);
 /* The instance as the API shows it (stored record + live status). New reference. */
 json_t *api_instance_render(struct api_ctx *ctx, const json_t *stored, bool with_state);
 

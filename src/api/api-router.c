@@ -34,6 +34,8 @@ static const struct route {
 	{"/1.0/instances/*/backups/*/export", api_backup_handle_export, NULL, NULL, NULL, NULL},
 	{"/1.0/instances/*/logs/*", api_instance_handle_log_get, NULL, NULL, NULL,
 	 api_instance_handle_log_delete},
+	{"/1.0/instances/*/files", api_files_handle_get, api_files_handle_post, NULL, NULL,
+	 api_files_handle_delete},
 	{"/1.0/resources", api_resources_handle_get, NULL, NULL, NULL, NULL},
 	{"/1.0/resources/capacity", api_capacity_handle_get, api_capacity_handle_post, NULL, NULL,
 	 NULL},

@@ -428,6 +428,35 @@ static int sink_fd(void *userdata, const void *data, size_t len)
 	return 0;
 }
 
+int cli_get_raw_response(struct cli_client *c, const char *path, int fd,
+			 struct cli_http_response *ret_resp, struct kiva_error *reterr)
+{
+	struct cli_http_response resp = {0};
+	struct cli_http_request req = {
+		.method = "GET",
+		.target = path,
+		.sink = sink_fd,
+		.sink_userdata = &fd,
+	};
+	json_t *env = NULL;
+	int r;
+
+	r = client_exchange(c, &req, &resp, reterr);
+	if (r < 0)
+		return r;
+	if (resp.status >= 200 && resp.status < 300) {
+		*ret_resp = resp;
+		return 0;
+	}
+	r = cli_decode_envelope(&resp, &env, reterr);
+	if (r >= 0) {
+		json_decref(env);
+		r = kiva_error_set(reterr, -EIO, "HTTP %d", resp.status);
+	}
+	cli_http_response_done(&resp);
+	return r;
+}
+
 int cli_get_raw(struct cli_client *c, const char *path, int fd, struct kiva_error *reterr)
 {
 	struct cli_http_response resp = {0};

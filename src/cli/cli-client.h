@@ -55,6 +55,12 @@ int cli_run(struct cli_client *c, const char *method, const char *path, const js
  * response is decoded as an LXD error. */
 int cli_get_raw(struct cli_client *c, const char *path, int fd, struct kiva_error *reterr);
 
+/* cli_get_raw that also hands back the response (status and headers; the body went to fd) in
+ * *ret_resp, written on success only: the X-LXD-* headers of GET .../files. Free it with
+ * cli_http_response_done. */
+int cli_get_raw_response(struct cli_client *c, const char *path, int fd,
+			 struct cli_http_response *ret_resp, struct kiva_error *reterr);
+
 /* Waits for the operation at op_path ("/1.0/operations/<id>") with GET .../wait?timeout=-1 until it
  * is no longer running. Returns the finished operation object in *ret_op (new reference) when its
  * status is Success; otherwise an error carrying the operation's "err". */

@@ -39,6 +39,9 @@ extern const struct cli_command cli_command_launch, cli_command_init, cli_comman
 /* "kiva network acl ...": a sub-command group of network, in cli-network-acl.c. */
 extern const struct cli_command cli_command_network_acl;
 
+/* "kiva file push|pull|delete": cli-file.c. */
+extern const struct cli_command cli_command_file;
+
 /* The client for the socket chosen by --socket > $KIVA_SOCKET > /run/kiva/unix.socket. */
 int cli_context_client(struct cli_context *ctx, struct cli_client **ret);
 void cli_context_done(struct cli_context *ctx);

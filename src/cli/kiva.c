@@ -10,13 +10,13 @@
 #include "cli.h"
 
 static const struct cli_command *const commands[] = {
-	&cli_command_launch,  &cli_command_init,    &cli_command_start,	    &cli_command_stop,
-	&cli_command_restart, &cli_command_pause,   &cli_command_resume,    &cli_command_delete,
-	&cli_command_copy,    &cli_command_rename,  &cli_command_snapshot,  &cli_command_restore,
-	&cli_command_export,  &cli_command_import,  &cli_command_publish,   &cli_command_list,
-	&cli_command_info,    &cli_command_exec,    &cli_command_console,   &cli_command_config,
-	&cli_command_network, &cli_command_image,   &cli_command_operation, &cli_command_monitor,
-	&cli_command_query,   &cli_command_version,
+	&cli_command_launch,  &cli_command_init,    &cli_command_start,	   &cli_command_stop,
+	&cli_command_restart, &cli_command_pause,   &cli_command_resume,   &cli_command_delete,
+	&cli_command_copy,    &cli_command_rename,  &cli_command_snapshot, &cli_command_restore,
+	&cli_command_export,  &cli_command_import,  &cli_command_publish,  &cli_command_list,
+	&cli_command_info,    &cli_command_exec,    &cli_command_file,	   &cli_command_console,
+	&cli_command_config,  &cli_command_network, &cli_command_image,	   &cli_command_operation,
+	&cli_command_monitor, &cli_command_query,   &cli_command_version,
 };
 
 static int main_help(void)
