@@ -438,7 +438,7 @@ static void apply_governor(struct api_ctx *ctx)
 {
 	struct api_sched *s = ctx->sched;
 	struct kiva_error err = {0};
-	bool changed = false;
+	bool changed = false, read = false;
 
 	for (unsigned c = 0; c < SCHED_CPUS_MAX; c++) {
 		bool owned =
@@ -448,7 +448,11 @@ static void apply_governor(struct api_ctx *ctx)
 		sched_cpuset_zero(&one);
 		sched_cpuset_add(&one, c);
 		if (owned && !s->saved_governor[c][0]) {
-			(void)read_hw(ctx, true);
+			/* the governors as they were, read once (a read walks every CPU) */
+			if (!read) {
+				(void)read_hw(ctx, true);
+				read = true;
+			}
 			if (sched_hw_set_governor(sys_root(ctx), &one, s->governor, &err) < 0) {
 				log_warning("host.cpu.governor: %s", err.msg);
 				continue;
