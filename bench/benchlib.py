@@ -564,3 +564,36 @@ def write_json(path, args, **fields):
     with open(path, "w") as f:
         json.dump(doc, f, indent=2, ensure_ascii=False)
         f.write("\n")
+
+
+def weighted_cgroup(name, weight):
+    """Creates the cgroup NAME at the top of the CPU controller with CPU weight WEIGHT (cgroup
+    v2's scale, 100 = a default group; v1: cpu.shares = weight * 1024 / 100), as kivad's
+    --cpu-weight does for itself. Returns (path, None), or (None, why) when it cannot."""
+    try:
+        if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+            path, knob, value = "/sys/fs/cgroup/" + name, "cpu.weight", str(weight)
+            with open("/sys/fs/cgroup/cgroup.subtree_control") as f:
+                if "cpu" not in f.read().split():
+                    return None, "the cpu controller is not enabled at the cgroup v2 root"
+        else:
+            path, knob, value = "/sys/fs/cgroup/cpu/" + name, "cpu.shares", str(weight * 1024 // 100)
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, knob), "w") as f:
+            f.write(value)
+        return path, None
+    except OSError as e:
+        return None, str(e)
+
+
+def remove_cgroup(path):
+    """rmdir of a cgroup made by weighted_cgroup once its processes are gone (best effort)."""
+    if path:
+        for _ in range(50):
+            try:
+                os.rmdir(path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.02)

@@ -41,7 +41,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (BUSYBOX, PrivateKivad, PrivateLxd, Skip, clean_dir, exit_on_term, finish,  # noqa: E402
                       fmt_ms, kill_leftover_monitors, log, main_interruptible, median, parse_args, pct,
-                      render_table, run, run_until_ok, tail, teardown_all, title_line, verdict)
+                      remove_cgroup, render_table, run, run_until_ok, tail, teardown_all, title_line, verdict,
+                      weighted_cgroup)
 
 PID = os.getpid()
 KIVA_STATE = "/var/tmp/kiva-benchexec-%d" % PID
@@ -376,6 +377,10 @@ def subscriber_child(sock_path, n, path):
     (CLOCK_REALTIME) right after it returns; the frames it completes get that stamp. Nothing is
     parsed as JSON here. Prints `ready` once all are connected; on `stop` (or EOF) on stdin,
     prints {"subs": [[[t_ns, text], ...], ...], "closed": [...]} and exits."""
+    cg = os.environ.get("KIVA_BENCH_CGROUP")
+    if cg:
+        with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
     subs = [WebSocket.connect(sock_path, path) for _ in range(n)]
     sel = selectors.DefaultSelector()
     got = [[] for _ in range(n)]
@@ -476,9 +481,16 @@ def measure_events(system, api, alias, args, r):
     started concurrently (one thread each, released together); the delays of every lifecycle event
     every subscriber received."""
     names = ["ev%02d" % (i + 1) for i in range(args.containers)]
+    env = dict(os.environ)
+    cgroup = None
+    if args.subscriber_weight > 0:
+        cgroup, why = weighted_cgroup("kiva-bench-subscribers-%d" % PID, args.subscriber_weight)
+        r["subscriber_cgroup"] = cgroup or "not made: %s" % why
+        if cgroup:
+            env["KIVA_BENCH_CGROUP"] = cgroup
     child = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--subscriber-child", api.sock,
                               str(args.subscribers), EVENTS_PATH],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
     try:
         line = child.stdout.readline()
         if line.strip() != b"ready":
@@ -533,6 +545,7 @@ def measure_events(system, api, alias, args, r):
         if child.poll() is None:
             child.kill()
             child.wait()
+        remove_cgroup(cgroup)
     if errors:
         raise RuntimeError("create+start failed: " + "; ".join(errors[:3]))
     data = json.loads(out.decode())
@@ -827,6 +840,12 @@ def report(results, args):
             out.append("Delay: recv() time of the frame (time.time_ns(), before any JSON parsing) − the event's "
                        "\"timestamp\"; both CLOCK_REALTIME on this host. The %d subscribers share one selector loop "
                        "in a child process." % args.subscribers)
+            if args.subscriber_weight > 0:
+                out.append("The subscriber process runs in a cgroup of its own with CPU weight %d, as kivad does "
+                           "(kivad --cpu-weight, default 1000): liblxc gives each starting container two top-level "
+                           "cgroups, each weighing as much as the one a process runs in, so a subscriber left in "
+                           "the bench's cgroup measures its own wait for a CPU (--subscriber-weight 0 does that)."
+                           % args.subscriber_weight)
             for k, lbl in cols:
                 e = evs[k]
                 extra = []
@@ -892,6 +911,9 @@ def main():
                          help="seconds the subscribers keep reading after the last start (default 1)")),
         ("--probe", dict(type=float, default=0, metavar="MS",
                          help="also time GET /1.0 every MS ms while the containers start (default 0: off)")),
+        ("--subscriber-weight", dict(type=int, default=1000, metavar="W",
+                                      help="CPU weight of the subscribers' own cgroup (default 1000, as kivad; "
+                                           "0: the bench's cgroup)")),
         ("--parts", dict(default="exec,events", help="comma-separated subset of exec,events (default: both)")),
         ("--systems", dict(default="lxc,kiva,lxd", help="comma-separated subset of lxc,kiva,lxd (default: all)")),
     ])

@@ -15,6 +15,7 @@
 #define EVENTS_KEPT 256
 
 static void broadcast(struct api_ctx *ctx, const json_t *ev);
+static bool anyone_wants(struct api_ctx *ctx, const char *type);
 
 void api_event_lifecycle(struct api_ctx *ctx, const char *action, const char *instance,
 			 const char *snapshot)
@@ -48,7 +49,7 @@ void api_event_operation(struct api_ctx *ctx, const json_t *op_json)
 	char now[40];
 	json_t *ev;
 
-	if (!ctx->event_subs)
+	if (!anyone_wants(ctx, "operation"))
 		return; /* nobody listens: not even rendered */
 	now_rfc3339(now);
 	ev = json_pack("{s:s,s:s,s:s,s:s,s:O}", "type", "operation", "timestamp", now, "location",
@@ -75,6 +76,14 @@ static bool wants(const struct api_event_sub *s, const char *type)
 		return true;
 	for (const char *p = s->types; (p = strstr(p, type)); p += n)
 		if ((p == s->types || p[-1] == ',') && (p[n] == 0 || p[n] == ','))
+			return true;
+	return false;
+}
+
+static bool anyone_wants(struct api_ctx *ctx, const char *type)
+{
+	for (const struct api_event_sub *s = ctx->event_subs; s; s = s->next)
+		if (wants(s, type))
 			return true;
 	return false;
 }
@@ -164,8 +173,8 @@ static void log_to_events(enum log_level level, const char *msg)
 	char now[40];
 	json_t *ev;
 
-	if (!log_ctx || !log_ctx->event_subs)
-		return;
+	if (!log_ctx || !anyone_wants(log_ctx, "logging"))
+		return; /* not even rendered */
 	now_rfc3339(now);
 	ev = json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:{}}}", "type", "logging", "timestamp", now,
 		       "location", "none", "project", "default", "metadata", "message", msg,

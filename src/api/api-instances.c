@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "api-internal.h"
 #include "basic-fs.h"
@@ -293,22 +294,43 @@ static void reply_sched_error(struct api_request *req, const struct kiva_error *
 		api_reply_kiva_error(req, err);
 }
 
-/* limits.disk → a btrfs qgroup limit on the instance's volume (0 or unset: none). */
-static int apply_disk_limit(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr)
+/* limits.disk of a record: set (bytes, 0 = none) or unset. */
+struct disk_limit {
+	bool set;
+	uint64_t bytes;
+};
+
+static int disk_limit_of(const json_t *inst, struct disk_limit *ret, struct kiva_error *reterr)
 {
 	const char *v = json_get_str(json_object_get(inst, "config"), "limits.disk", NULL);
+
+	*ret = (struct disk_limit){.set = v != NULL};
+	if (v && parse_size_bytes(v, &ret->bytes) < 0)
+		return kiva_error_set(reterr, -EINVAL, "Invalid value for limits.disk '%s'", v);
+	return 0;
+}
+
+/* limits.disk → a btrfs qgroup limit on the volume rel (unset: cleared). Thread-safe. */
+static int disk_limit_apply(struct storage_pool *pool, const char *rel,
+			    const struct disk_limit *lim, struct kiva_error *reterr)
+{
+	if (!lim->set && !storage_volume_exists(pool, rel))
+		return 0;
+	if (!lim->set && strcmp(pool->ops->name, "btrfs") != 0)
+		return 0; /* nothing to clear where limits cannot exist */
+	return storage_volume_set_limit(pool, rel, lim->bytes, reterr);
+}
+
+static int apply_disk_limit(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr)
+{
 	cleanup_free char *rel = strf("containers/%s", json_get_str(inst, "name", ""));
-	uint64_t bytes = 0;
+	struct disk_limit lim;
 
 	if (!rel)
 		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
-	if (v && parse_size_bytes(v, &bytes) < 0)
-		return kiva_error_set(reterr, -EINVAL, "Invalid value for limits.disk '%s'", v);
-	if (!v && !storage_volume_exists(ctx->pool, rel))
-		return 0;
-	if (!v && strcmp(ctx->pool->ops->name, "btrfs") != 0)
-		return 0; /* nothing to clear where limits cannot exist */
-	return storage_volume_set_limit(ctx->pool, rel, bytes, reterr);
+	if (disk_limit_of(inst, &lim, reterr) < 0)
+		return -EINVAL;
+	return disk_limit_apply(ctx->pool, rel, &lim, reterr);
 }
 
 static char *rootfs_path(struct api_ctx *ctx, const char *name)
@@ -319,7 +341,25 @@ static char *rootfs_path(struct api_ctx *ctx, const char *name)
 	return vol ? strf("%s/rootfs", vol) : NULL;
 }
 
-static int write_lxc_config(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr)
+/* A liblxc config rendered on the loop (from the record, the placement and the networks), to be
+ * written by config_write from any thread. */
+struct rendered_config {
+	char name[64];
+	char *text;
+	char *resolv; /* resolv.conf when it has NICs, else NULL */
+	char *resolv_path;
+};
+
+static void rendered_config_done(struct rendered_config *rc)
+{
+	free(rc->text);
+	free(rc->resolv);
+	free(rc->resolv_path);
+	*rc = (struct rendered_config){0};
+}
+
+static int config_render(struct api_ctx *ctx, const json_t *inst, struct rendered_config *out,
+			 struct kiva_error *reterr)
 {
 	const char *name = json_get_str(inst, "name", "");
 	const json_t *config = json_object_get(inst, "config");
@@ -327,7 +367,6 @@ static int write_lxc_config(struct api_ctx *ctx, const json_t *inst, struct kiva
 	cleanup_free char *log_path = strf("%s/%s/lxc.log", ctx->lxcpath, name);
 	cleanup_free char *console_log = strf("%s/%s/console.log", ctx->lxcpath, name);
 	cleanup_free char *resolv_path = strf("%s/%s/resolv.conf", ctx->lxcpath, name);
-	cleanup_free char *text = NULL, *resolv = NULL;
 	cleanup_free struct runtime_nic *nics = NULL;
 	cleanup_json json_t *keep = NULL;
 	struct proto_limits lim;
@@ -336,6 +375,8 @@ static int write_lxc_config(struct api_ctx *ctx, const json_t *inst, struct kiva
 	size_t nnics = 0;
 	int r;
 
+	*out = (struct rendered_config){0};
+	snprintf(out->name, sizeof(out->name), "%s", name);
 	if (!rootfs || !log_path || !resolv_path)
 		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
 	r = api_nics_runtime(ctx, inst, &nics, &nnics, &keep);
@@ -361,24 +402,47 @@ static int write_lxc_config(struct api_ctx *ctx, const json_t *inst, struct kiva
 	spec.nics = nics;
 	spec.nnics = nnics;
 	if (nnics > 0) {
-		resolv = api_nics_resolv_conf(ctx, inst);
+		out->resolv = api_nics_resolv_conf(ctx, inst);
+		out->resolv_path = out->resolv ? strdup(resolv_path) : NULL;
 		spec.resolv_conf = resolv_path;
 	}
-	r = runtime_config_render(&ctx->host, &spec, &text);
-	if (r < 0)
+	r = runtime_config_render(&ctx->host, &spec, &out->text);
+	if (r < 0) {
+		rendered_config_done(out);
 		return kiva_error_set(reterr, r, "Failed to generate the container config of '%s'",
 				      name);
-	r = runtime_config_write(ctx->lxcpath, name, text);
+	}
+	return 0;
+}
+
+/* Writes a rendered config (and its resolv.conf). Thread-safe. */
+static int config_write(const char *lxcpath, const struct rendered_config *rc,
+			struct kiva_error *reterr)
+{
+	int r = runtime_config_write(lxcpath, rc->name, rc->text);
+
 	if (r < 0)
 		return kiva_error_set(reterr, r, "Failed to write the container config of '%s': %s",
-				      name, strerror(-r));
-	if (resolv) {
-		r = write_file_replace(resolv_path, resolv, strlen(resolv), 0644);
+				      rc->name, strerror(-r));
+	if (rc->resolv) {
+		r = write_file_replace(rc->resolv_path, rc->resolv, strlen(rc->resolv), 0644);
 		if (r < 0)
-			return kiva_error_set(reterr, r, "Failed to write %s: %s", resolv_path,
+			return kiva_error_set(reterr, r, "Failed to write %s: %s", rc->resolv_path,
 					      strerror(-r));
 	}
 	return 0;
+}
+
+static int write_lxc_config(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr)
+{
+	struct rendered_config rc;
+	int r = config_render(ctx, inst, &rc, reterr);
+
+	if (r < 0)
+		return r;
+	r = config_write(ctx->lxcpath, &rc, reterr);
+	rendered_config_done(&rc);
+	return r;
 }
 
 struct live_key {
@@ -789,33 +853,125 @@ static void create_rollback(struct task *t, const char *msg)
 	task_fail(t, "%s", msg);
 }
 
-/* Makes the rootfs and the liblxc config of a record in state "creating". Idempotent: also used
- * by reconcile after a crash. */
-int api_instance_materialize(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr)
+/* Making an instance's files: the image's volume cloned (a btrfs snapshot: a transaction commit,
+ * 2-20 ms while other instances start), its disk limit and its liblxc config. Planned on the loop,
+ * done in libuv's thread pool for a create (the loop keeps answering and delivering events), or
+ * inline by reconcile. */
+struct materialize {
+	uv_work_t work;
+	struct task *t;
+	struct storage_pool *pool;
+	const char *lxcpath;
+	char src[128], dst[128];
+	struct disk_limit limit;
+	struct rendered_config cfg;
+	struct kiva_error err;
+	int r;
+};
+
+static void materialize_free(struct materialize *m)
+{
+	if (!m)
+		return;
+	rendered_config_done(&m->cfg);
+	free(m);
+}
+
+static struct materialize *materialize_plan(struct api_ctx *ctx, const json_t *inst,
+					    struct kiva_error *reterr)
 {
 	const char *name = json_get_str(inst, "name", "");
 	const char *fp = json_get_str(json_object_get(inst, "config"), "volatile.base_image", "");
-	cleanup_free char *src = strf("images/%s", fp);
-	cleanup_free char *dst = strf("containers/%s", name);
+	struct materialize *m;
+
+	if (!store_image(ctx->store, fp)) {
+		kiva_error_set(reterr, -ENOENT, "Image '%s' not found", fp);
+		return NULL;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		kiva_error_set(reterr, -ENOMEM, "Out of memory");
+		return NULL;
+	}
+	m->pool = ctx->pool;
+	m->lxcpath = ctx->lxcpath;
+	m->work.data = m;
+	if ((size_t)snprintf(m->src, sizeof(m->src), "images/%s", fp) >= sizeof(m->src) ||
+	    (size_t)snprintf(m->dst, sizeof(m->dst), "containers/%s", name) >= sizeof(m->dst)) {
+		kiva_error_set(reterr, -ENAMETOOLONG, "Name too long");
+		materialize_free(m);
+		return NULL;
+	}
+	if (disk_limit_of(inst, &m->limit, reterr) < 0 ||
+	    config_render(ctx, inst, &m->cfg, reterr) < 0) {
+		materialize_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* Idempotent (a leftover volume is replaced). Thread-safe: no JSON, no loop, no store. */
+static void materialize_run(struct materialize *m)
+{
+	m->r = 0;
+	if (storage_volume_exists(m->pool, m->dst))
+		m->r = storage_volume_delete(m->pool, m->dst, &m->err);
+	if (m->r == 0)
+		m->r = storage_volume_clone(m->pool, m->src, m->dst, &m->err);
+	/* btrfs clones inherit their source's qgroup limit: set (or clear) ours */
+	if (m->r == 0)
+		m->r = disk_limit_apply(m->pool, m->dst, &m->limit, &m->err);
+	if (m->r == 0)
+		m->r = config_write(m->lxcpath, &m->cfg, &m->err);
+	/* loads liblxc's handle here rather than on the loop (the start that follows asks it) */
+	if (m->r == 0)
+		(void)runtime_state(m->lxcpath, m->cfg.name);
+	if (m->r < 0 && !m->err.msg[0])
+		kiva_error_set(&m->err, m->r, "%s", strerror(-m->r));
+}
+
+/* Makes the rootfs and the liblxc config of a record in state "creating", inline (reconcile
+ * after a crash). */
+int api_instance_materialize(struct api_ctx *ctx, const json_t *inst, struct kiva_error *reterr)
+{
+	struct materialize *m = materialize_plan(ctx, inst, reterr);
 	int r;
 
-	if (!src || !dst)
-		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
-	if (!store_image(ctx->store, fp))
-		return kiva_error_set(reterr, -ENOENT, "Image '%s' not found", fp);
-	if (storage_volume_exists(ctx->pool, dst)) {
-		r = storage_volume_delete(ctx->pool, dst, reterr);
-		if (r < 0)
-			return r;
+	if (!m)
+		return reterr ? reterr->code : -EINVAL;
+	materialize_run(m);
+	r = m->r;
+	if (r < 0 && reterr)
+		*reterr = m->err;
+	materialize_free(m);
+	return r;
+}
+
+static void materialize_work(uv_work_t *w)
+{
+	api_work_thread_begin();
+	materialize_run(w->data);
+}
+
+static void materialized(uv_work_t *w, int status)
+{
+	struct materialize *m = w->data;
+	struct task *t = m->t;
+	json_t *ready;
+	int r;
+
+	t->ctx->pending_tasks--;
+	if (status < 0 || m->r < 0) {
+		create_rollback(t, status < 0 ? uv_strerror(status) : m->err.msg);
+		materialize_free(m);
+		return;
 	}
-	r = storage_volume_clone(ctx->pool, src, dst, reterr);
+	materialize_free(m);
+	ready = record_with_state(t->inst, "ready");
+	r = task_apply(t, ready ? store_cmd_instance_create(ready) : NULL, create_ready);
+	json_decref(ready);
 	if (r < 0)
-		return r;
-	/* btrfs clones inherit their source's qgroup limit: set (or clear) ours */
-	r = apply_disk_limit(ctx, inst, reterr);
-	if (r < 0)
-		return r;
-	return write_lxc_config(ctx, inst, reterr);
+		create_rollback(t, "Failed to record the instance");
 }
 
 static void create_ready(void *userdata, int status, const char *errmsg)
@@ -1197,11 +1353,36 @@ void api_instances_handle_create(struct api_request *req)
 			return;
 		}
 	}
-	/* the files first (a btrfs snapshot: a few ms), then one commit for the record */
-	/* the pending record reserves its name and its addresses until it is committed */
-	if (json_object_set(ctx->creating, name, inst) < 0 ||
-	    (copy_from ? materialize_copy(t, &err) : api_instance_materialize(ctx, inst, &err)) <
-		    0) {
+	/* the files first, then one commit for the record; the pending record reserves its name
+	 * and its addresses until it is committed */
+	if (json_object_set(ctx->creating, name, inst) < 0) {
+		api_reply_error(req, 500, "Out of memory");
+		create_rollback(t, "Out of memory");
+		return;
+	}
+	if (!copy_from) {
+		struct materialize *m = materialize_plan(ctx, inst, &err);
+
+		if (!m) {
+			api_reply_kiva_error(req, &err);
+			create_rollback(t, err.msg[0] ? err.msg : "Out of memory");
+			return;
+		}
+		m->t = t;
+		r = uv_queue_work(ctx->loop, &m->work, materialize_work, materialized);
+		if (r < 0) {
+			api_reply_error(req, 500, "Failed to queue the instance's creation: %s",
+					uv_strerror(r));
+			materialize_free(m);
+			create_rollback(t, "Failed to queue the instance's creation");
+			return;
+		}
+		ctx->pending_tasks++;
+		api_reply_async(req, op);
+		return;
+	}
+	/* a copy: inline (freezes a running source around the clone) */
+	if (materialize_copy(t, &err) < 0) {
 		api_reply_kiva_error(req, &err);
 		create_rollback(t, err.msg[0] ? err.msg : "Out of memory");
 		return;

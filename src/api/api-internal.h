@@ -153,6 +153,8 @@ void api_ops_handle_wait(struct api_request *req);
 void api_ops_forget_request(struct api_ctx *ctx, struct api_request *req);
 
 /* api-spawn.c: run kiva-helper without blocking the loop. */
+/* First call of a libuv thread-pool job: the thread runs at nice 10 from then on. */
+void api_work_thread_begin(void);
 struct api_spawn_result {
 	int exit_status; /* exit code, or 128+signal */
 	char message[512]; /* "Error: ..." line from the helper's stderr, prefix stripped */

@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <uv.h>
+
 #include "api-internal.h"
 #include "basic-fs.h"
 #include "basic-log.h"
@@ -628,28 +630,99 @@ int api_sched_update(struct api_ctx *ctx, const json_t *old_inst, const json_t *
 
 /* ---- upkeep ---- */
 
+/* The watch asks liblxc the state of every placed instance: a round trip to each container's
+ * monitor, which may wait on the scheduler while containers start. Asked from libuv's thread
+ * pool; the answers are applied on the loop. */
+struct watch_job {
+	uv_work_t work;
+	struct api_ctx *ctx;
+	char *lxcpath;
+	size_t n;
+	char (*names)[64];
+	bool *up;
+};
+
+static bool watch_running; /* one job at a time */
+
+static void watch_job_free(struct watch_job *j)
+{
+	free(j->lxcpath);
+	free(j->names);
+	free(j->up);
+	free(j);
+}
+
+static void watch_work(uv_work_t *w)
+{
+	struct watch_job *j = w->data;
+
+	api_work_thread_begin();
+	for (size_t i = 0; i < j->n; i++)
+		j->up[i] = is_up(runtime_state(j->lxcpath, j->names[i]));
+}
+
+static void watch_done(uv_work_t *w, int status)
+{
+	struct watch_job *j = w->data;
+	struct api_ctx *ctx = j->ctx;
+	struct api_sched *s = ctx->sched;
+
+	watch_running = false;
+	ctx->pending_tasks--;
+	for (size_t i = 0; status == 0 && s && i < j->n; i++) {
+		const char *name = j->names[i];
+		const json_t *rec = store_instance(ctx->store, name);
+
+		/* what changed meanwhile is not this answer's to judge */
+		if (j->up[i] || !json_object_get(s->ids, name) ||
+		    json_object_get(ctx->busy, name) || json_object_get(ctx->creating, name))
+			continue;
+		if (rec && api_sched_reserves(rec))
+			continue; /* reserved: holds its CPUs while stopped */
+		/* asked again, now: it may have been started since the thread asked */
+		if (is_up(runtime_state(ctx->lxcpath, name)))
+			continue;
+		log_info("Instance '%s' stopped by itself: releasing its CPUs", name);
+		api_sched_release(ctx, name, rec == NULL);
+	}
+	watch_job_free(j);
+}
+
 void api_sched_watch(struct api_ctx *ctx)
 {
 	struct api_sched *s = ctx->sched;
-	cleanup_json json_t *names = json_object();
+	struct watch_job *j;
 	const char *name;
+	size_t i = 0;
 	json_t *v;
 
 	/* instances that stopped by themselves (poweroff inside) give their CPUs back */
+	if (watch_running || json_object_size(s->ids) == 0)
+		return;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return;
+	j->ctx = ctx;
+	j->work.data = j;
+	j->lxcpath = strdup(ctx->lxcpath);
+	j->names = calloc(json_object_size(s->ids), sizeof(*j->names));
+	j->up = calloc(json_object_size(s->ids), sizeof(*j->up));
+	if (!j->lxcpath || !j->names || !j->up) {
+		watch_job_free(j);
+		return;
+	}
 	json_object_foreach(s->ids, name, v) {
 		if (json_object_get(ctx->busy, name) || json_object_get(ctx->creating, name))
 			continue;
-		if (is_up(runtime_state(ctx->lxcpath, name)))
-			continue;
-		if (store_instance(ctx->store, name) &&
-		    api_sched_reserves(store_instance(ctx->store, name)))
-			continue; /* reserved: holds its CPUs while stopped */
-		json_object_set_new(names, name, json_true());
+		snprintf(j->names[i++], sizeof(j->names[0]), "%s", name);
 	}
-	json_object_foreach(names, name, v) {
-		log_info("Instance '%s' stopped by itself: releasing its CPUs", name);
-		api_sched_release(ctx, name, store_instance(ctx->store, name) == NULL);
+	j->n = i;
+	if (j->n == 0 || uv_queue_work(ctx->loop, &j->work, watch_work, watch_done) < 0) {
+		watch_job_free(j);
+		return;
 	}
+	watch_running = true;
+	ctx->pending_tasks++;
 }
 
 /* An instance keeps the CPUs it has (running: its cgroup; reserved while stopped: its liblxc

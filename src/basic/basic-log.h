@@ -12,7 +12,7 @@ void log_set_ident(const char *ident);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Called with each message logged (kivad: "logging" events); NULL removes it. */
 typedef void (*log_hook_fn)(enum log_level level, const char *msg);
-void log_set_hook(log_hook_fn hook);
+void log_set_hook(log_hook_fn hook); /* only the calling thread's lines reach it */
 
 #define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_LEVEL_INFO, __VA_ARGS__)

@@ -15,6 +15,7 @@ struct daemon_options {
 	const char *default_network; /* NULL: kivabr0 (default state dir) or kivabr<id>; "none" */
 	const char *capacity_path; /* capacity.yaml */
 	const char *sys_root; /* topology and sensors: <sys_root>/sys, <sys_root>/proc */
+	unsigned cpu_weight; /* the kiva.daemon cgroup's CPU weight; 0: stay where started */
 	bool daemonize;
 	bool debug;
 };

@@ -1,4 +1,5 @@
 /* kivad: parse arguments, run. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -27,6 +28,9 @@ static void usage(FILE *f)
 	      "                        the hardware, target 1.0); SIGHUP re-reads it\n"
 	      "  --sys-root DIR        read the topology and sensors from DIR/sys and DIR/proc\n"
 	      "                        (default /; a fake tree for tests and demos)\n"
+	      "  --cpu-weight N        run in the cgroup kiva.daemon with this CPU weight (1-10000,\n"
+	      "                        cgroup v2's scale; default 1000, ten default groups);\n"
+	      "                        0: stay in the cgroup kivad was started in\n"
 	      "  --daemon              run in the background once ready; log to STATE/kivad.log\n"
 	      "  --log-file PATH       log there instead of stderr\n"
 	      "  --debug               debug logging\n"
@@ -52,6 +56,7 @@ int main(int argc, char **argv)
 		{"purge", no_argument, NULL, 'P'},
 		{"capacity", required_argument, NULL, 'c'},
 		{"sys-root", required_argument, NULL, 'R'},
+		{"cpu-weight", required_argument, NULL, 'w'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -62,6 +67,7 @@ int main(int argc, char **argv)
 		.raft_address = "127.0.0.1:8444",
 		.capacity_path = "/etc/kiva/capacity.yaml",
 		.sys_root = "/",
+		.cpu_weight = 1000,
 	};
 	bool purge = false;
 	int c;
@@ -83,6 +89,21 @@ int main(int argc, char **argv)
 		case 'R':
 			opts.sys_root = optarg;
 			break;
+		case 'w': {
+			char *end = NULL;
+			unsigned long w;
+
+			errno = 0;
+			w = strtoul(optarg, &end, 10);
+			if (errno || !end || *end || optarg[0] == '-' || w > 10000) {
+				fprintf(stderr,
+					"Error: invalid --cpu-weight '%s': 0 (off) or 1-10000\n",
+					optarg);
+				return 1;
+			}
+			opts.cpu_weight = (unsigned)w;
+			break;
+		}
 		case 'b':
 			opts.storage_driver = optarg;
 			break;

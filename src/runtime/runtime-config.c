@@ -4,6 +4,7 @@
  * no lxc.apparmor.* key is written on hosts without AppArmor (feasibility §1: lxc's default
  * "generated" profile fails there). Rendering does no I/O and is unit-tested without root. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/magic.h>
@@ -100,6 +101,107 @@ int runtime_host_probe(struct runtime_host *ret)
 	h.ncpus = n > 0 ? (unsigned)n : 1;
 
 	*ret = h;
+	return 0;
+}
+
+static bool name_is_safe(const char *s);
+
+/* w is one of the blank-separated words of list */
+static bool has_word(const char *list, const char *w)
+{
+	size_t n = strlen(w);
+
+	for (const char *p = list; (p = strstr(p, w)); p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == 0 || p[n] == ' ' || p[n] == '\n'))
+			return true;
+	return false;
+}
+
+/* Writes text to an existing control file (cgroup files cannot be replaced by a rename). */
+static int write_control(const char *dir, const char *file, const char *text)
+{
+	cleanup_free char *path = strf("%s/%s", dir, file);
+	cleanup_close int fd = -EBADF;
+	size_t len = strlen(text);
+
+	if (!path)
+		return -ENOMEM;
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, len) != (ssize_t)len)
+		return -errno ?: -EIO;
+	return 0;
+}
+
+/* Creates dir (if missing) with CPU weight weight; v2: with the cpu controller enabled in its
+ * parent's subtree_control first (parent_v2, NULL on v1). */
+static int weighted_dir(const struct runtime_host *host, const char *parent_v2, const char *dir,
+			unsigned weight, struct kiva_error *reterr)
+{
+	char value[32];
+	int r;
+
+	if (host->cgroup_version == 2) {
+		cleanup_free char *top = strf("%s/cgroup.subtree_control", parent_v2);
+		cleanup_free char *controllers = NULL;
+
+		if (!top)
+			return kiva_error_set(reterr, -ENOMEM, "Out of memory");
+		r = read_file(top, 4096, &controllers, NULL);
+		if (r < 0)
+			return kiva_error_set(reterr, r, "Failed to read %s: %s", top,
+					      strerror(-r));
+		if (!has_word(controllers, "cpu")) {
+			r = write_control(parent_v2, "cgroup.subtree_control", "+cpu");
+			if (r < 0)
+				return kiva_error_set(reterr, r,
+						      "The cpu controller is not enabled in %s "
+						      "and cannot be: %s",
+						      parent_v2, strerror(-r));
+		}
+		snprintf(value, sizeof(value), "%u", weight);
+	} else {
+		/* v2's scale onto v1's: the default weight 100 is 1024 shares */
+		snprintf(value, sizeof(value), "%u", (unsigned)((uint64_t)weight * 1024 / 100));
+	}
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return kiva_error_set(reterr, -errno, "Failed to create the cgroup %s: %m", dir);
+	r = write_control(dir, host->cgroup_version == 2 ? "cpu.weight" : "cpu.shares", value);
+	if (r < 0)
+		return kiva_error_set(reterr, r, "Failed to set the CPU weight of %s to %s: %s",
+				      dir, value, strerror(-r));
+	return 0;
+}
+
+int runtime_cpu_weight_self(const struct runtime_host *host, const char *root, const char *name,
+			    unsigned weight, char **ret_helpers, struct kiva_error *reterr)
+{
+	cleanup_free char *top = NULL, *self = NULL, *helpers = NULL, *base = NULL;
+	char pid[32];
+	int r;
+
+	if (!name_is_safe(name) || weight < 1 || weight > 10000)
+		return kiva_error_set(reterr, -EINVAL, "Invalid CPU weight %u (1-10000)", weight);
+	base = host->cgroup_version == 2 ? strdup(root) : strf("%s/cpu", root);
+	top = base ? strf("%s/%s", base, name) : NULL;
+	self = top ? strf("%s/daemon", top) : NULL;
+	helpers = top ? strf("%s/helpers", top) : NULL;
+	if (!helpers)
+		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
+	r = weighted_dir(host, base, top, weight, reterr);
+	if (r == 0)
+		r = weighted_dir(host, top, self, 10000, reterr);
+	if (r == 0)
+		r = weighted_dir(host, top, helpers, 100, reterr);
+	if (r < 0)
+		return r;
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	r = write_control(self, "cgroup.procs", pid);
+	if (r < 0)
+		return kiva_error_set(reterr, r, "Failed to move into %s: %s", self, strerror(-r));
+	if (ret_helpers)
+		*ret_helpers = TAKE_PTR(helpers);
 	return 0;
 }
 
@@ -339,6 +441,13 @@ int runtime_config_write(const char *lxcpath, const char *name, const char *text
 	r = mkdir_p(dir, 0755);
 	if (r < 0)
 		return r;
+	/* unchanged: left alone (its inode keeps liblxc's loaded handle valid, see container_open) */
+	{
+		cleanup_free char *cur = NULL;
+
+		if (read_file(path, 1 << 20, &cur, NULL) >= 0 && cur && streq(cur, text))
+			return 0;
+	}
 	/* no fsync: the config is rendered again from the store on every start and at reconcile */
 	return write_file_replace(path, text, strlen(text), 0644);
 }

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "basic-error.h"
+
 /* What the host offers, probed once at start-up. */
 struct runtime_host {
 	int cgroup_version; /* 1: legacy or hybrid (v1 controllers), 2: unified */
@@ -27,6 +29,16 @@ struct runtime_host {
  * /sys/kernel/security/apparmor exists and /sys/module/apparmor/parameters/enabled is "Y";
  * ncpus from sysconf(_SC_NPROCESSORS_ONLN). Returns 0 or -errno (statfs). Any thread. */
 int runtime_host_probe(struct runtime_host *ret);
+
+/* Moves the calling process (every thread) into NAME/daemon at the top of the CPU controller
+ * under root ("/sys/fs/cgroup"; tests: a fake tree). NAME gets CPU weight WEIGHT on cgroup v2's
+ * scale (1-10000, 100 = a default group; v1: cpu.shares = WEIGHT * 1024 / 100) and holds two
+ * groups: daemon (the caller, weight 10000) and helpers (weight 100, *ret_helpers: its path,
+ * for the helpers kivad runs to move into), so kivad's loop keeps its share while its helpers
+ * work. On v2 the cpu controller is enabled where it is not. Returns 0 or -errno with a
+ * message. */
+int runtime_cpu_weight_self(const struct runtime_host *host, const char *root, const char *name,
+			    unsigned weight, char **ret_helpers, struct kiva_error *reterr);
 
 /* Everything the config generator needs to know about one container. All strings borrowed. */
 /* One veth NIC on a bridge, set up by liblxc before init runs (no DHCP). */
