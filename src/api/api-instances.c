@@ -1,6 +1,7 @@
 /* /1.0/instances: the instance lifecycle. Each workflow is a chain of small steps on the loop:
- * store applies (Raft commit callbacks), btrfs snapshots (a few ms, done inline), liblxc config
- * writes, and kiva-helper runs for everything that blocks (start, stop, freeze, exec).
+ * store applies (Raft commit callbacks), liblxc config rendering, and for everything that blocks
+ * either libuv's thread pool (a create's rootfs clone and config write: btrfs commits take
+ * 2-20 ms under load) or kiva-helper (start, stop, freeze, exec). A copy still clones inline.
  *
  * Ordering is what makes kill -9 safe (api-reconcile.c finishes what was cut):
  *   create: rootfs snapshot → liblxc config → record (one commit) → start; files with no record

@@ -95,7 +95,8 @@ int main(int argc, char **argv)
 
 			errno = 0;
 			w = strtoul(optarg, &end, 10);
-			if (errno || !end || *end || optarg[0] == '-' || w > 10000) {
+			if (errno || !end || end == optarg || *end || optarg[0] == '-' ||
+			    w > 10000) {
 				fprintf(stderr,
 					"Error: invalid --cpu-weight '%s': 0 (off) or 1-10000\n",
 					optarg);
