@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -374,6 +375,163 @@ fail:
 	return r;
 }
 
+/* ---- a helper on standby (`kiva-helper standby`): linked and set up before it is needed, given
+ * its command and fds over a socket; refilled from the thread pool after each use */
+
+struct standby {
+	uv_work_t work;
+	struct api_ctx *ctx;
+	const char *program;
+	pid_t pid;
+	int pidfd, sock;
+	int r;
+};
+
+static struct standby *standby_ready; /* one at a time, or none */
+static bool standby_filling;
+
+static void standby_drop(struct standby *sb)
+{
+	if (!sb)
+		return;
+	if (sb->sock >= 0)
+		close(sb->sock); /* EOF: it exits */
+	if (sb->pid > 0) {
+		kill(sb->pid, SIGKILL);
+		(void)waitpid(sb->pid, NULL, 0);
+	}
+	if (sb->pidfd >= 0)
+		close(sb->pidfd);
+	free(sb);
+}
+
+static void standby_work(uv_work_t *w)
+{
+	struct standby *sb = w->data;
+	char *argv[] = {(char *)sb->program, "standby", NULL};
+	struct spawn tmp = {.pidfd = -1};
+	int sv[2];
+
+	api_work_thread_begin();
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		sb->r = -errno;
+		return;
+	}
+	sb->r = spawn_run(&tmp, argv, sv[1], -1, STDERR_FILENO, -1);
+	close(sv[1]);
+	sb->sock = sv[0];
+	sb->pid = sb->r == 0 ? tmp.pid : -1;
+	sb->pidfd = tmp.pidfd;
+}
+
+static void standby_done(uv_work_t *w, int status)
+{
+	struct standby *sb = w->data;
+	standby_filling = false;
+	sb->ctx->pending_tasks--;
+	if (status < 0 || sb->r < 0) {
+		log_warning("No kiva-helper on standby: %s",
+			    strerror(status < 0 ? ECANCELED : -sb->r));
+		standby_drop(sb);
+		return;
+	}
+	standby_drop(standby_ready);
+	standby_ready = sb;
+}
+
+static void standby_refill(struct api_ctx *ctx, const char *program)
+{
+	struct standby *sb;
+
+	if (standby_filling || standby_ready)
+		return;
+	sb = calloc(1, sizeof(*sb));
+	if (!sb)
+		return;
+	sb->program = program;
+	sb->pid = -1;
+	sb->pidfd = sb->sock = -1;
+	sb->work.data = sb;
+	sb->ctx = ctx;
+	if (uv_queue_work(ctx->loop, &sb->work, standby_work, standby_done) < 0) {
+		free(sb);
+		return;
+	}
+	standby_filling = true;
+	ctx->pending_tasks++;
+}
+
+/* Hands argv (without argv[0]) and the fds to the helper on standby: 0 and its pid/pidfd in s,
+ * or -errno (then it is gone and the caller spawns). */
+static int standby_use(struct spawn *s, const char *program, char *const args[], int fd_in,
+		       int fd_out, int fd_err, int extra_fd)
+{
+	struct standby *sb = standby_ready;
+	cleanup_free char *payload = NULL;
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(4 * sizeof(int))];
+	} ctl;
+	struct msghdr msg = {0};
+	struct iovec iov;
+	int fds[4], nfds = 0, devnull[2] = {-1, -1}, r = 0;
+	size_t len = 0;
+
+	if (!sb || !streq(sb->program, program))
+		return -ENOENT;
+	standby_ready = NULL;
+	for (size_t i = 0; args[i]; i++)
+		len += strlen(args[i]) + 1;
+	payload = malloc(len ? len : 1);
+	if (!payload) {
+		standby_drop(sb);
+		return -ENOMEM;
+	}
+	len = 0;
+	for (size_t i = 0; args[i]; i++) {
+		size_t n = strlen(args[i]) + 1;
+
+		memcpy(payload + len, args[i], n);
+		len += n;
+	}
+	if (fd_in < 0)
+		fd_in = devnull[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd_out < 0)
+		fd_out = devnull[1] = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	fds[nfds++] = fd_in;
+	fds[nfds++] = fd_out;
+	fds[nfds++] = fd_err;
+	if (extra_fd >= 0)
+		fds[nfds++] = extra_fd;
+	if (fd_in < 0 || fd_out < 0)
+		r = -EMFILE;
+	if (r == 0) {
+		iov = (struct iovec){.iov_base = payload, .iov_len = len};
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		msg.msg_control = ctl.b;
+		msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		ctl.h.cmsg_level = SOL_SOCKET;
+		ctl.h.cmsg_type = SCM_RIGHTS;
+		ctl.h.cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(&ctl.h), fds, (size_t)nfds * sizeof(int));
+		if (sendmsg(sb->sock, &msg, MSG_NOSIGNAL) != (ssize_t)len)
+			r = -errno ?: -EIO;
+	}
+	for (int i = 0; i < 2; i++)
+		if (devnull[i] >= 0)
+			close(devnull[i]);
+	if (r < 0) {
+		standby_drop(sb);
+		return r;
+	}
+	close(sb->sock); /* its one message is queued; then EOF */
+	s->pid = sb->pid;
+	s->pidfd = sb->pidfd;
+	free(sb);
+	return 0;
+}
+
 /* ---- on the loop, the pid known at once (exec forwards signals to it) */
 
 int api_spawn_helper_io(struct api_ctx *ctx, const char *program, char *const args[], int fd_in,
@@ -395,12 +553,22 @@ int api_spawn_helper_io(struct api_ctx *ctx, const char *program, char *const ar
 	s = spawn_new(ctx, fd_err, cb, userdata);
 	if (!s)
 		return -ENOMEM;
-	r = spawn_run(s, argv, fd_in, fd_out, s->capture ? s->child_err : fd_err, extra_fd);
+	r = standby_use(s, program, args, fd_in, fd_out, s->capture ? s->child_err : fd_err,
+			extra_fd);
+	if (r < 0)
+		r = spawn_run(s, argv, fd_in, fd_out, s->capture ? s->child_err : fd_err, extra_fd);
 	if (s->capture)
 		close(s->child_err);
 	ctx->pending_tasks++;
 	spawn_watch(s, program, r);
 	if (r == 0 && ret_pid)
 		*ret_pid = s->pid;
+	standby_refill(ctx, program);
 	return 0;
+}
+
+void api_spawn_standby_free(void)
+{
+	standby_drop(standby_ready);
+	standby_ready = NULL;
 }

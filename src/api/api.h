@@ -82,6 +82,8 @@ int api_sched_reload(struct api_ctx *ctx, struct kiva_error *reterr);
 void api_sched_rebuild(struct api_ctx *ctx);
 /* Releases the CPUs of instances that stopped by themselves (every few seconds). */
 void api_sched_watch(struct api_ctx *ctx);
+/* Stops the kiva-helper kept on standby for execs (at exit). */
+void api_spawn_standby_free(void);
 
 /* Scheduled snapshots due at `now` (Unix seconds), missed ones once, expired ones deleted. */
 void api_snapshots_tick(struct api_ctx *ctx, int64_t now);

@@ -576,6 +576,7 @@ int daemon_run(const struct daemon_options *opts)
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	api_server_free(&d.ctx);
 	api_ops_free_all(&d.ctx);
+	api_spawn_standby_free();
 	if (uv_loop_close(&d.loop) != 0)
 		log_debug("Loop closed with handles still open");
 	log_info("kivad stopped");
