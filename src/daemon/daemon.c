@@ -2,6 +2,7 @@
  * answers), storage pool, store replay, reconcile, API; SIGTERM/SIGINT for a clean stop that
  * waits for running workflows. Containers are never stopped by kivad exiting. */
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
@@ -550,6 +551,9 @@ int daemon_run(const struct daemon_options *opts)
 	 * workflows at once: rootfs clones waiting on btrfs commits, helper spawns, Raft's disk
 	 * writes; 4 threads queue twenty creates behind each other */
 	setenv("UV_THREADPOOL_SIZE", "16", 0);
+	/* glibc gives each thread that allocates an arena of its own: sixteen pool threads grew
+	 * kivad's PSS by ~2 MiB for allocations of a few hundred bytes */
+	mallopt(M_ARENA_MAX, 2);
 	uv_loop_init(&d.loop);
 	d.ctx.loop = &d.loop;
 	uv_signal_init(&d.loop, &d.sigterm);
