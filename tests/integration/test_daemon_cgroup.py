@@ -3,6 +3,7 @@ kiva.daemon/helpers, the containers in liblxc's own cgroups at the default nice;
 refused; 0 leaves kivad where it was started."""
 
 import os
+import signal
 import subprocess
 import time
 
@@ -85,3 +86,45 @@ def test_cpu_weight_flag():
             assert "kiva.daemon" not in f.read()
     finally:
         d.teardown()
+
+
+def standby_helpers(kivad_pid):
+    out = []
+    for p in children_named(kivad_pid, "kiva-helper"):
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                if f.read().split(b"\0")[1:2] == [b"standby"]:
+                    out.append(p)
+        except OSError:
+            pass
+    return out
+
+
+def gone(pid):
+    """Exited (a zombie not yet reaped by whoever inherited it counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_exec_helper_on_standby_comes_and_goes_with_kivad(kivad_factory):
+    """After an exec, one kiva-helper waits on standby for the next; it leaves with kivad,
+    stopped or killed, and execs through it keep their streams and exit codes."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        d = kivad_factory()
+        c = f"sb-{sig.name.lower()}"
+        d.kiva("launch", "busybox", c)
+        pid = d.pid()
+        for _ in range(3):
+            r = d.kiva("exec", c, "--", "sh", "-c", "echo out; echo err >&2; exit 3",
+                       check=False)
+            assert (r.returncode, r.stdout, r.stderr) == (3, "out\n", "err\n")
+        wait_until(lambda: len(standby_helpers(pid)) == 1, timeout=5,
+                   what="one kiva-helper on standby")
+        sb = standby_helpers(pid)[0]
+        assert cgroup_path(sb, CPU).endswith("/kiva.daemon/helpers")
+        d.signal(sig)
+        wait_until(lambda: gone(sb), timeout=5,
+                   what=f"the standby helper to leave after {sig.name}")
