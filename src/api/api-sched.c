@@ -844,17 +844,6 @@ void api_sched_rebuild(struct api_ctx *ctx)
 
 /* ---- host.cpu.governor (server config) ---- */
 
-/* w is one of the blank-separated words of list */
-static bool word_in(const char *list, const char *w)
-{
-	size_t n = strlen(w);
-
-	for (const char *p = list; (p = strstr(p, w)); p += n)
-		if ((p == list || p[-1] == ' ') && (p[n] == 0 || p[n] == ' ' || p[n] == '\n'))
-			return true;
-	return false;
-}
-
 int api_sched_set_governor(struct api_ctx *ctx, const char *governor, struct kiva_error *reterr)
 {
 	struct api_sched *s = ctx->sched;
@@ -877,7 +866,7 @@ int api_sched_set_governor(struct api_ctx *ctx, const char *governor, struct kiv
 				"Can't set host.cpu.governor: this host has no CPU frequency scaling "
 				"(no %s/sys/devices/system/cpu/cpu*/cpufreq)",
 				streq(sys_root(ctx), "/") ? "" : sys_root(ctx));
-		if (!word_in(s->hw->governors_available, governor))
+		if (!str_has_word(s->hw->governors_available, governor))
 			return kiva_error_set(reterr, -EINVAL,
 					      "Invalid value for host.cpu.governor '%s': this host "
 					      "offers %s",

@@ -182,3 +182,16 @@ const char *now_rfc3339(char buf[static 40])
 	snprintf(buf, 40, "%s.%09ldZ", base, ts.tv_nsec);
 	return buf;
 }
+
+bool str_has_word(const char *list, const char *w)
+{
+	size_t n = strlen(w);
+
+	if (!list || n == 0)
+		return false;
+	for (const char *p = list; (p = strstr(p, w)); p += n)
+		if ((p == list || p[-1] == ' ' || p[-1] == '\n') &&
+		    (p[n] == 0 || p[n] == ' ' || p[n] == '\n'))
+			return true;
+	return false;
+}

@@ -8,6 +8,9 @@
 /* asprintf that returns NULL on failure. Caller frees. */
 char *strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* w is one of the words of list, separated by blanks or newlines ("cpu io memory\n"). */
+bool str_has_word(const char *list, const char *w);
+
 /* NULL-terminated string vectors. strv_push takes ownership of s (freed on failure). */
 size_t strv_length(char *const *v);
 int strv_push(char ***v, char *s);

@@ -2,10 +2,10 @@
  * answers), storage pool, store replay, reconcile, API; SIGTERM/SIGINT for a clean stop that
  * waits for running workflows. Containers are never stopped by kivad exiting. */
 #include <errno.h>
-#include <malloc.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

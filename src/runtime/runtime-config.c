@@ -106,17 +106,6 @@ int runtime_host_probe(struct runtime_host *ret)
 
 static bool name_is_safe(const char *s);
 
-/* w is one of the blank-separated words of list */
-static bool has_word(const char *list, const char *w)
-{
-	size_t n = strlen(w);
-
-	for (const char *p = list; (p = strstr(p, w)); p += n)
-		if ((p == list || p[-1] == ' ') && (p[n] == 0 || p[n] == ' ' || p[n] == '\n'))
-			return true;
-	return false;
-}
-
 /* Writes text to an existing control file (cgroup files cannot be replaced by a rename). */
 static int write_control(const char *dir, const char *file, const char *text)
 {
@@ -152,7 +141,7 @@ static int weighted_dir(const struct runtime_host *host, const char *parent_v2, 
 		if (r < 0)
 			return kiva_error_set(reterr, r, "Failed to read %s: %s", top,
 					      strerror(-r));
-		if (!has_word(controllers, "cpu")) {
+		if (!str_has_word(controllers, "cpu")) {
 			r = write_control(parent_v2, "cgroup.subtree_control", "+cpu");
 			if (r < 0)
 				return kiva_error_set(reterr, r,

@@ -283,6 +283,20 @@ static void test_strv(void **state)
 	assert_string_equal(v[99], "item-99");
 }
 
+static void test_str_has_word(void **state)
+{
+	(void)state;
+	assert_true(str_has_word("cpu io memory\n", "cpu"));
+	assert_true(str_has_word("cpu io memory\n", "memory"));
+	assert_true(str_has_word("ondemand\nperformance", "performance"));
+	assert_false(str_has_word("cpuset io", "cpu"));
+	assert_false(str_has_word("io xcpu", "cpu"));
+	assert_false(str_has_word("", "cpu"));
+	assert_false(str_has_word(NULL, "cpu"));
+	assert_false(str_has_word("cpu", ""));
+	assert_true(str_has_word("cpuset cpu", "cpu"));
+}
+
 static void test_strf(void **state)
 {
 	cleanup_free char *s = strf("%s-%d-%05.1f", "a", 42, 3.14159);
@@ -694,6 +708,7 @@ int main(void)
 		cmocka_unit_test(test_format_bytes),
 		cmocka_unit_test(test_format_parse_roundtrip),
 		cmocka_unit_test(test_strv),
+		cmocka_unit_test(test_str_has_word),
 		cmocka_unit_test(test_strf),
 		cmocka_unit_test(test_random_hex),
 		cmocka_unit_test(test_now_rfc3339),
