@@ -1,7 +1,7 @@
 /* /1.0/instances: the instance lifecycle. Each workflow is a chain of small steps on the loop:
  * store applies (Raft commit callbacks), liblxc config rendering, and for everything that blocks
  * either libuv's thread pool (a create's rootfs clone and config write: btrfs commits take
- * 2-20 ms under load) or kiva-helper (start, stop, freeze, exec). A copy still clones inline.
+ * 2-20 ms under load) or kiva-helper (start, stop, freeze, exec).
  *
  * Ordering is what makes kill -9 safe (api-reconcile.c finishes what was cut):
  *   create: rootfs snapshot → liblxc config → record (one commit) → start; files with no record
@@ -854,7 +854,7 @@ static void create_rollback(struct task *t, const char *msg)
 	task_fail(t, "%s", msg);
 }
 
-/* Making an instance's files: the image's volume cloned (a btrfs snapshot: a transaction commit,
+/* Making an instance's files: the image's (or a copy's source) volume cloned (a btrfs snapshot: a transaction commit,
  * 2-20 ms while other instances start), its disk limit and its liblxc config. Planned on the loop,
  * done in libuv's thread pool for a create (the loop keeps answering and delivering events), or
  * inline by reconcile. */
@@ -863,7 +863,10 @@ struct materialize {
 	struct task *t;
 	struct storage_pool *pool;
 	const char *lxcpath;
-	char src[128], dst[128];
+	char src[256], dst[128];
+	char freeze[64]; /* a copy: the source instance, frozen around the clone if it runs */
+	size_t nsnaps;
+	char (*snaps)[2][256]; /* a copy: snapshot volumes cloned read-only, from → to */
 	struct disk_limit limit;
 	struct rendered_config cfg;
 	struct kiva_error err;
@@ -875,21 +878,16 @@ static void materialize_free(struct materialize *m)
 	if (!m)
 		return;
 	rendered_config_done(&m->cfg);
+	free(m->snaps);
 	free(m);
 }
 
-static struct materialize *materialize_plan(struct api_ctx *ctx, const json_t *inst,
-					    struct kiva_error *reterr)
+static struct materialize *materialize_new(struct api_ctx *ctx, const json_t *inst, const char *src,
+					   struct kiva_error *reterr)
 {
 	const char *name = json_get_str(inst, "name", "");
-	const char *fp = json_get_str(json_object_get(inst, "config"), "volatile.base_image", "");
-	struct materialize *m;
+	struct materialize *m = calloc(1, sizeof(*m));
 
-	if (!store_image(ctx->store, fp)) {
-		kiva_error_set(reterr, -ENOENT, "Image '%s' not found", fp);
-		return NULL;
-	}
-	m = calloc(1, sizeof(*m));
 	if (!m) {
 		kiva_error_set(reterr, -ENOMEM, "Out of memory");
 		return NULL;
@@ -897,7 +895,7 @@ static struct materialize *materialize_plan(struct api_ctx *ctx, const json_t *i
 	m->pool = ctx->pool;
 	m->lxcpath = ctx->lxcpath;
 	m->work.data = m;
-	if ((size_t)snprintf(m->src, sizeof(m->src), "images/%s", fp) >= sizeof(m->src) ||
+	if ((size_t)snprintf(m->src, sizeof(m->src), "%s", src) >= sizeof(m->src) ||
 	    (size_t)snprintf(m->dst, sizeof(m->dst), "containers/%s", name) >= sizeof(m->dst)) {
 		kiva_error_set(reterr, -ENAMETOOLONG, "Name too long");
 		materialize_free(m);
@@ -911,6 +909,70 @@ static struct materialize *materialize_plan(struct api_ctx *ctx, const json_t *i
 	return m;
 }
 
+static struct materialize *materialize_plan(struct api_ctx *ctx, const json_t *inst,
+					    struct kiva_error *reterr)
+{
+	const char *fp = json_get_str(json_object_get(inst, "config"), "volatile.base_image", "");
+	char src[256];
+
+	if (!store_image(ctx->store, fp)) {
+		kiva_error_set(reterr, -ENOENT, "Image '%s' not found", fp);
+		return NULL;
+	}
+	snprintf(src, sizeof(src), "images/%.200s", fp);
+	return materialize_new(ctx, inst, src, reterr);
+}
+
+/* A copy's files: the source volume cloned (frozen around it when the source runs), its
+ * snapshots as read-only snapshots, then the liblxc config. */
+static struct materialize *materialize_plan_copy(struct task *t, struct kiva_error *reterr)
+{
+	const char *src_name = t->copy_src + strcspn(t->copy_src, "/") + 1;
+	struct materialize *m = materialize_new(t->ctx, t->inst, t->copy_src, reterr);
+	char iname[64];
+	size_t i;
+	json_t *p;
+
+	if (!m)
+		return NULL;
+	snprintf(iname, sizeof(iname), "%.*s", (int)strcspn(src_name, "/"), src_name);
+	if (startswith(t->copy_src, "containers/"))
+		snprintf(m->freeze, sizeof(m->freeze), "%s", iname);
+	m->snaps = calloc(json_array_size(t->copy_snaps) + 1, sizeof(*m->snaps));
+	if (!m->snaps) {
+		kiva_error_set(reterr, -ENOMEM, "Out of memory");
+		materialize_free(m);
+		return NULL;
+	}
+	json_array_foreach(t->copy_snaps, i, p) {
+		snprintf(m->snaps[i][0], sizeof(m->snaps[i][0]), "snapshots/%s/%s", iname,
+			 json_get_str(p, "src", ""));
+		snprintf(m->snaps[i][1], sizeof(m->snaps[i][1]), "snapshots/%s/%s", t->name,
+			 json_get_str(p, "dst", ""));
+	}
+	m->nsnaps = json_array_size(t->copy_snaps);
+	return m;
+}
+
+/* The clone of m->src, the source frozen around it when it is a running instance. */
+static int materialize_clone(struct materialize *m)
+{
+	char errbuf[256];
+	bool thaw = false;
+	int r;
+
+	if (m->freeze[0] && runtime_state(m->lxcpath, m->freeze) == RUNTIME_RUNNING) {
+		r = runtime_freeze(m->lxcpath, m->freeze, errbuf, sizeof(errbuf));
+		if (r < 0)
+			return kiva_error_set(&m->err, r, "%s", errbuf);
+		thaw = true;
+	}
+	r = storage_volume_clone(m->pool, m->src, m->dst, &m->err);
+	if (thaw && runtime_unfreeze(m->lxcpath, m->freeze, errbuf, sizeof(errbuf)) < 0)
+		log_error("Instance '%s' stays frozen after a copy: %s", m->freeze, errbuf);
+	return r;
+}
+
 /* Idempotent (a leftover volume is replaced). Thread-safe: no JSON, no loop, no store. */
 static void materialize_run(struct materialize *m)
 {
@@ -918,7 +980,10 @@ static void materialize_run(struct materialize *m)
 	if (storage_volume_exists(m->pool, m->dst))
 		m->r = storage_volume_delete(m->pool, m->dst, &m->err);
 	if (m->r == 0)
-		m->r = storage_volume_clone(m->pool, m->src, m->dst, &m->err);
+		m->r = materialize_clone(m);
+	for (size_t i = 0; m->r == 0 && i < m->nsnaps; i++)
+		m->r = storage_volume_snapshot(m->pool, m->snaps[i][0], m->snaps[i][1], true,
+					       &m->err);
 	/* btrfs clones inherit their source's qgroup limit: set (or clear) ours */
 	if (m->r == 0)
 		m->r = disk_limit_apply(m->pool, m->dst, &m->limit, &m->err);
@@ -1099,54 +1164,6 @@ static int copy_plan(struct task *t, const json_t *src_inst, const char *src_sna
 	return 0;
 }
 
-/* The copy's files: the source volume cloned (frozen around it when the source runs), its
- * snapshots as read-only snapshots, then the liblxc config. */
-static int materialize_copy(struct task *t, struct kiva_error *reterr)
-{
-	struct api_ctx *ctx = t->ctx;
-	const char *src_name = t->copy_src + strcspn(t->copy_src, "/") + 1;
-	cleanup_free char *dst = strf("containers/%s", t->name);
-	char iname[64], errbuf[256];
-	bool thaw = false;
-	size_t i;
-	json_t *p;
-	int r;
-
-	snprintf(iname, sizeof(iname), "%.*s", (int)strcspn(src_name, "/"), src_name);
-	if (!dst)
-		return kiva_error_set(reterr, -ENOMEM, "Out of memory");
-	if (startswith(t->copy_src, "containers/") &&
-	    runtime_state(ctx->lxcpath, iname) == RUNTIME_RUNNING) {
-		r = runtime_freeze(ctx->lxcpath, iname, errbuf, sizeof(errbuf));
-		if (r < 0)
-			return kiva_error_set(reterr, r, "%s", errbuf);
-		thaw = true;
-	}
-	r = storage_volume_clone(ctx->pool, t->copy_src, dst, reterr);
-	if (thaw && runtime_unfreeze(ctx->lxcpath, iname, errbuf, sizeof(errbuf)) < 0)
-		log_error("Instance '%s' stays frozen after a copy: %s", iname, errbuf);
-	if (r < 0)
-		return r;
-	json_array_foreach(t->copy_snaps, i, p) {
-		cleanup_free char *from =
-			strf("snapshots/%s/%s", iname, json_get_str(p, "src", ""));
-		cleanup_free char *to =
-			strf("snapshots/%s/%s", t->name, json_get_str(p, "dst", ""));
-
-		r = from && to ? storage_volume_snapshot(ctx->pool, from, to, true, reterr)
-			       : kiva_error_set(reterr, -ENOMEM, "Out of memory");
-		if (r < 0) {
-			(void)api_snapshots_dematerialize(ctx, t->name, NULL);
-			return r;
-		}
-	}
-	/* btrfs clones inherit their source's qgroup limit: set (or clear) ours */
-	r = apply_disk_limit(ctx, t->inst, reterr);
-	if (r < 0)
-		return r;
-	return write_lxc_config(ctx, t->inst, reterr);
-}
-
 int api_instance_commit_new(struct api_ctx *ctx, struct api_op *op, json_t *inst,
 			    struct kiva_error *reterr)
 {
@@ -1184,7 +1201,7 @@ void api_instances_handle_create(struct api_request *req)
 	const char *name, *stype, *type, *ref;
 	const json_t *copy_from = NULL, *copy_inst = NULL;
 	const char *copy_snap = NULL;
-	json_t *config, *ready;
+	json_t *config;
 	struct api_op *op;
 	struct task *t;
 	char now[40], idmap[16];
@@ -1361,8 +1378,9 @@ void api_instances_handle_create(struct api_request *req)
 		create_rollback(t, "Out of memory");
 		return;
 	}
-	if (!copy_from) {
-		struct materialize *m = materialize_plan(ctx, inst, &err);
+	{
+		struct materialize *m = copy_from ? materialize_plan_copy(t, &err)
+						  : materialize_plan(ctx, inst, &err);
 
 		if (!m) {
 			api_reply_kiva_error(req, &err);
@@ -1380,23 +1398,7 @@ void api_instances_handle_create(struct api_request *req)
 		}
 		ctx->pending_tasks++;
 		api_reply_async(req, op);
-		return;
 	}
-	/* a copy: inline (freezes a running source around the clone) */
-	if (materialize_copy(t, &err) < 0) {
-		api_reply_kiva_error(req, &err);
-		create_rollback(t, err.msg[0] ? err.msg : "Out of memory");
-		return;
-	}
-	ready = record_with_state(inst, "ready");
-	r = task_apply(t, ready ? store_cmd_instance_create(ready) : NULL, create_ready);
-	json_decref(ready);
-	if (r < 0) {
-		api_reply_error(req, 503, "Failed to record the instance: %s", strerror(-r));
-		create_rollback(t, "Failed to record the instance");
-		return;
-	}
-	api_reply_async(req, op);
 }
 
 /* ---- delete ---- */
