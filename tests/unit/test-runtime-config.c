@@ -365,6 +365,14 @@ static void test_config_write(void **state)
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0644);
 
+	/* the same text again: the file is left alone (liblxc handles are cached by inode) */
+	{
+		struct stat again;
+
+		assert_int_equal(runtime_config_write(tmp, "c1", "lxc.uts.name = c1\n"), 0);
+		assert_int_equal(stat(path, &again), 0);
+		assert_int_equal(again.st_ino, st.st_ino);
+	}
 	/* rewriting replaces the whole file */
 	assert_int_equal(runtime_config_write(tmp, "c1", "lxc.uts.name = c2\n"), 0);
 	free(back);
@@ -375,6 +383,105 @@ static void test_config_write(void **state)
 	assert_int_equal(runtime_config_write(tmp, "../escape", "x"), -EINVAL);
 	assert_int_equal(runtime_config_write(tmp, "a\nb", "x"), -EINVAL);
 	assert_int_equal(runtime_config_write("relative", "c1", "x"), -EINVAL);
+	assert_int_equal(rm_rf(tmp), 0);
+}
+
+/* The files the kernel would show in a cgroup directory, made in a fake tree. */
+static void fake_cgroup(const char *dir, const char *const files[])
+{
+	assert_int_equal(mkdir_p(dir, 0755), 0);
+	for (size_t i = 0; files[i]; i++) {
+		cleanup_free char *p = strf("%s/%s", dir, files[i]);
+
+		assert_int_equal(write_file_atomic(p, "", 0, 0644), 0);
+	}
+}
+
+static void assert_file(const char *dir, const char *file, const char *want)
+{
+	cleanup_free char *p = strf("%s/%s", dir, file), *text = NULL;
+
+	assert_int_equal(read_file(p, 4096, &text, NULL), 0);
+	assert_string_equal(text, want);
+}
+
+static void test_cpu_weight_v1(void **state)
+{
+	static const char *const files[] = {"cpu.shares", "cgroup.procs", NULL};
+	struct runtime_host h = V1;
+	char tmp[] = "/tmp/test-runtime-weight.XXXXXX";
+	cleanup_free char *top = NULL, *daemon = NULL, *helpers = NULL, *ret = NULL;
+	struct kiva_error err = {0};
+	char pid[32];
+
+	(void)state;
+	assert_non_null(mkdtemp(tmp));
+	top = strf("%s/cpu/kiva.daemon", tmp);
+	daemon = strf("%s/daemon", top);
+	helpers = strf("%s/helpers", top);
+	fake_cgroup(top, files);
+	fake_cgroup(daemon, files);
+	fake_cgroup(helpers, files);
+	assert_int_equal(runtime_cpu_weight_self(&h, tmp, "kiva.daemon", 1000, &ret, &err), 0);
+	assert_file(top, "cpu.shares", "10240");
+	assert_file(daemon, "cpu.shares", "102400");
+	assert_file(helpers, "cpu.shares", "1024");
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	assert_file(daemon, "cgroup.procs", pid);
+	assert_file(helpers, "cgroup.procs", "");
+	assert_string_equal(ret, helpers);
+
+	/* refused: out of range, a bad name, no such hierarchy (with the path) */
+	assert_int_equal(runtime_cpu_weight_self(&h, tmp, "kiva.daemon", 0, NULL, &err), -EINVAL);
+	assert_int_equal(runtime_cpu_weight_self(&h, tmp, "kiva.daemon", 10001, NULL, &err),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "1-10000"));
+	assert_int_equal(runtime_cpu_weight_self(&h, tmp, "../x", 100, NULL, &err), -EINVAL);
+	assert_true(runtime_cpu_weight_self(&h, "/nonexistent", "kiva.daemon", 100, NULL, &err) <
+		    0);
+	assert_non_null(strstr(err.msg, "/nonexistent/cpu/kiva.daemon"));
+	assert_int_equal(rm_rf(tmp), 0);
+}
+
+static void test_cpu_weight_v2(void **state)
+{
+	static const char *const top_files[] = {"cpu.weight", "cgroup.procs",
+						"cgroup.subtree_control", NULL};
+	static const char *const files[] = {"cpu.weight", "cgroup.procs", NULL};
+	struct runtime_host h = V2;
+	char tmp[] = "/tmp/test-runtime-weight.XXXXXX";
+	cleanup_free char *top = NULL, *daemon = NULL, *helpers = NULL, *ret = NULL;
+	cleanup_free char *root_ctl = NULL;
+	struct kiva_error err = {0};
+
+	(void)state;
+	assert_non_null(mkdtemp(tmp));
+	top = strf("%s/kiva.daemon", tmp);
+	daemon = strf("%s/daemon", top);
+	helpers = strf("%s/helpers", top);
+	root_ctl = strf("%s/cgroup.subtree_control", tmp);
+	assert_int_equal(write_file_atomic(root_ctl, "memory io\n", 10, 0644), 0);
+	fake_cgroup(top, top_files);
+	fake_cgroup(daemon, files);
+	fake_cgroup(helpers, files);
+	assert_int_equal(runtime_cpu_weight_self(&h, tmp, "kiva.daemon", 300, &ret, &err), 0);
+	/* the cpu controller enabled where it was not: at the root, then in kiva.daemon */
+	{
+		cleanup_free char *text = NULL;
+
+		assert_int_equal(read_file(root_ctl, 4096, &text, NULL), 0);
+		assert_true(startswith(text, "+cpu"));
+	}
+	assert_file(top, "cgroup.subtree_control", "+cpu");
+	assert_file(top, "cpu.weight", "300");
+	assert_file(daemon, "cpu.weight", "10000");
+	assert_file(helpers, "cpu.weight", "100");
+	assert_string_equal(ret, helpers);
+
+	/* already enabled: left alone */
+	assert_int_equal(write_file_atomic(root_ctl, "cpu memory\n", 11, 0644), 0);
+	assert_int_equal(runtime_cpu_weight_self(&h, tmp, "kiva.daemon", 300, NULL, &err), 0);
+	assert_file(tmp, "cgroup.subtree_control", "cpu memory\n");
 	assert_int_equal(rm_rf(tmp), 0);
 }
 
@@ -398,6 +505,8 @@ int main(void)
 		cmocka_unit_test(test_render_nics),
 		cmocka_unit_test(test_seccomp_default),
 		cmocka_unit_test(test_config_write),
+		cmocka_unit_test(test_cpu_weight_v1),
+		cmocka_unit_test(test_cpu_weight_v2),
 		cmocka_unit_test(test_host_probe),
 	};
 
