@@ -18,10 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -870,12 +872,210 @@ static volatile sig_atomic_t exec_pid;
 static volatile sig_atomic_t exec_pending_signal;
 static const int exec_forwarded_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
 
-/* Runs in the attached process: a new session whose controlling terminal is stdin. */
+/* An interactive exec's terminal: the attached process opens a pty of the container's own devpts
+ * (so `tty`, ttyname(3), login tools and sudo find it), makes its slave the controlling terminal
+ * and stdio of a new session, and sends the master back over a socket; the caller relays it to its
+ * own terminal (the host pty kivad gave it) in raw mode, with the window size. If any step fails,
+ * the caller's terminal itself becomes the controlling terminal (it works; `tty` finds no name). */
+struct tty_payload {
+	lxc_attach_command_t *cmd;
+	int sock;
+};
+
+static int send_fd(int sock, int fd)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} ctl = {0};
+	char byte = 'T';
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = ctl.b,
+			     .msg_controllen = sizeof(ctl.b)};
+
+	ctl.h.cmsg_level = SOL_SOCKET;
+	ctl.h.cmsg_type = SCM_RIGHTS;
+	ctl.h.cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(&ctl.h), &fd, sizeof(int));
+	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+}
+
+/* The fd sent by send_fd, or -1 (nothing within timeout_ms, or the socket closed). */
+static int recv_fd(int sock, int timeout_ms)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	char byte;
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = ctl.b,
+			     .msg_controllen = sizeof(ctl.b)};
+	struct pollfd pfd = {.fd = sock, .events = POLLIN};
+	struct cmsghdr *c;
+	int fd = -1;
+
+	if (poll(&pfd, 1, timeout_ms) != 1 || recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1)
+		return -1;
+	c = CMSG_FIRSTHDR(&msg);
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+	    c->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
+}
+
+/* Runs in the attached process. */
 static int attach_run_with_tty(void *payload)
 {
+	struct tty_payload *p = payload;
+	int master, slave = -1;
+	struct winsize ws;
+	char name[128];
+
+	master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master >= 0 && unlockpt(master) == 0 && ptsname_r(master, name, sizeof(name)) == 0)
+		slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave >= 0 && send_fd(p->sock, master) == 0) {
+		if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
+			(void)ioctl(slave, TIOCSWINSZ, &ws);
+		for (int i = 0; i < 3; i++)
+			(void)dup2(slave, i);
+	}
+	if (slave > 2)
+		close(slave);
+	if (master >= 0)
+		close(master);
+	close(p->sock);
 	if (setsid() >= 0)
 		(void)ioctl(STDIN_FILENO, TIOCSCTTY, 0);
-	return lxc_attach_run_command(payload);
+	return lxc_attach_run_command(p->cmd);
+}
+
+static volatile sig_atomic_t relay_winch, relay_chld;
+
+static void relay_signal(int sig)
+{
+	if (sig == SIGWINCH)
+		relay_winch = 1;
+	else
+		relay_chld = 1;
+}
+
+/* Writes all of buf (a terminal may take it in parts). */
+static void write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+
+			(void)poll(&pfd, 1, 100);
+			continue;
+		}
+		if (n <= 0)
+			return;
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Relays the caller's terminal (in/out) and the container pty's master until pid exits and its
+ * output is drained; its wait status in *ret_status. The caller's terminal becomes ours (a new
+ * session: kivad's window-size changes arrive as SIGWINCH) and raw while relaying. */
+static int relay_tty(int in, int out, int master, pid_t pid, int *ret_status)
+{
+	struct sigaction sa = {.sa_handler = relay_signal}, old_winch, old_chld;
+	struct termios saved, raw;
+	bool have_termios = tcgetattr(in, &saved) == 0, in_open = true, exited = false;
+	char buf[16384];
+	int r = 0;
+
+	if (setsid() >= 0)
+		(void)ioctl(in, TIOCSCTTY, 0);
+	if (have_termios) {
+		raw = saved;
+		cfmakeraw(&raw);
+		raw.c_iflag |= IGNBRK; /* a break would read as a NUL */
+		(void)tcsetattr(in, TCSANOW, &raw);
+	}
+	(void)fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+	relay_winch = 1; /* once at start: the size kivad set before we listened */
+	relay_chld = 0;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGWINCH, &sa, &old_winch);
+	sigaction(SIGCHLD, &sa, &old_chld);
+	for (;;) {
+		struct pollfd pfd[2] = {{.fd = master, .events = POLLIN},
+					{.fd = in_open ? in : -1, .events = POLLIN}};
+		struct winsize ws;
+		ssize_t n;
+
+		if (relay_winch) {
+			relay_winch = 0;
+			if (ioctl(in, TIOCGWINSZ, &ws) == 0)
+				(void)ioctl(master, TIOCSWINSZ, &ws);
+		}
+		if (!exited) {
+			int status;
+			pid_t w = waitpid(pid, &status, WNOHANG);
+
+			if (w == pid) {
+				exited = true;
+				*ret_status = status;
+			} else if (w < 0 && errno != EINTR) {
+				r = -errno;
+				break;
+			}
+		}
+		if (poll(pfd, 2, exited ? 0 : 200) < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			break;
+		}
+		if (pfd[0].revents) {
+			n = read(master, buf, sizeof(buf));
+			if (n > 0) {
+				write_all(out, buf, (size_t)n);
+				continue;
+			}
+			if (n < 0 && (errno == EINTR || errno == EAGAIN) && !exited)
+				continue;
+			if (exited || n == 0 || errno == EIO)
+				break; /* EIO: nobody holds the slave any more */
+		} else if (exited) {
+			break; /* exited, and nothing left to read */
+		}
+		if (pfd[1].revents) {
+			n = read(in, buf, sizeof(buf));
+			if (n > 0)
+				write_all(master, buf, (size_t)n);
+			else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+				in_open = false; /* kivad hung up: SIGHUP goes to the command */
+		}
+	}
+	if (!exited && r == 0) {
+		for (;;) {
+			if (waitpid(pid, ret_status, 0) >= 0)
+				break;
+			if (errno != EINTR) {
+				r = -errno;
+				break;
+			}
+		}
+	}
+	sigaction(SIGWINCH, &old_winch, NULL);
+	sigaction(SIGCHLD, &old_chld, NULL);
+	if (have_termios)
+		(void)tcsetattr(in, TCSANOW, &saved);
+	return r;
 }
 
 static void exec_forward_signal(int sig)
@@ -899,10 +1099,11 @@ int runtime_exec(const char *lxcpath, const char *name, char *const argv[], char
 	struct sigaction sa = {.sa_handler = exec_forward_signal};
 	lxc_attach_options_t opts = LXC_ATTACH_OPTIONS_DEFAULT;
 	lxc_attach_command_t cmd;
+	struct tty_payload tp = {0};
 	size_t n_env = 0;
-	bool has_path = false;
+	bool has_path = false, tty = isatty(fd_in);
 	pid_t pid = -1;
-	int r, status;
+	int r, status = 0, sp[2] = {-1, -1}, master = -1;
 
 	if (!argv || !argv[0] || !*argv[0])
 		return errf(errbuf, errlen, -EINVAL, "No command given");
@@ -951,10 +1152,21 @@ int runtime_exec(const char *lxcpath, const char *name, char *const argv[], char
 		sigaction(exec_forwarded_signals[i], &sa, &old[i]);
 
 	/* The attached process is our child (liblxc forks it with CLONE_PARENT). */
-	/* a terminal as stdin (interactive exec): it becomes the command's controlling terminal,
-	 * so ^C, ^Z and job control work as on a console */
-	r = c->attach(c, isatty(fd_in) ? attach_run_with_tty : lxc_attach_run_command, &cmd, &opts,
-		      &pid);
+	/* a terminal as stdin (interactive exec): the command gets a terminal of the container's
+	 * own, its controlling terminal, so ^C, ^Z and job control work as on a console */
+	if (tty) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+			return errf(errbuf, errlen, -errno, "socketpair: %s", strerror(errno));
+		tp.cmd = &cmd;
+		tp.sock = sp[1];
+	}
+	r = c->attach(c, tty ? attach_run_with_tty : lxc_attach_run_command,
+		      tty ? (void *)&tp : (void *)&cmd, &opts, &pid);
+	if (tty) {
+		close(sp[1]);
+		master = r >= 0 && pid > 0 ? recv_fd(sp[0], 5000) : -1;
+		close(sp[0]);
+	}
 	if (r < 0 || pid <= 0) {
 		r = errf(errbuf, errlen, -EIO, "Failed to attach to container '%s'", name);
 	} else {
@@ -965,7 +1177,14 @@ int runtime_exec(const char *lxcpath, const char *name, char *const argv[], char
 		exec_pid = pid;
 		if (exec_pending_signal)
 			kill(pid, exec_pending_signal);
-		for (;;) {
+		if (master >= 0) {
+			r = relay_tty(fd_in, fd_out, master, pid, &status);
+			close(master);
+			if (r < 0)
+				r = errf(errbuf, errlen, r, "Relaying the terminal: %s",
+					 strerror(-r));
+		}
+		for (; master < 0;) {
 			if (waitpid(pid, &status, 0) >= 0) {
 				r = 0;
 				break;

@@ -250,9 +250,10 @@ def test_interactive_sh_on_a_pty(kd, box, ptys):
     p.send(b"echo hi-$((6*7))\r")
     p.expect(b"hi-42")
     p.expect(b"# ")
-    p.send(b"[ -t 0 ] && [ -t 1 ] && echo has-tty; stty size\r")
+    p.send(b"[ -t 0 ] && [ -t 1 ] && echo has-tty; stty size; echo name=$(tty)\r")
     p.expect(b"has-tty")
     p.expect(b"24 80")
+    p.expect(b"name=/dev/pts/")  # a pty of the container's own devpts
     p.expect(b"# ")
     p.resize(40, 100)
     time.sleep(0.3)  # SIGWINCH → window-resize on the control socket

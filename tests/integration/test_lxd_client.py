@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import pty
+import re
 import select
 import shutil
 import socket
@@ -124,6 +125,7 @@ def test_interactive_exec_pty_resize_ctrl_c_ctrl_d(kd, ln):
     lxc(kd, "launch", "busybox", c)
     out, code = drive_pty([LXC, "exec", c, "--", "sh"], lxc_env(kd), [
         (b"echo pty-$((6*7))\r", 1),
+        (b"echo name=$(tty)\r", 1),
         (resize(33, 111), 0.5),
         (b"stty size\r", 1),
         (b"sleep 100\r", 0.5),
@@ -132,6 +134,8 @@ def test_interactive_exec_pty_resize_ctrl_c_ctrl_d(kd, ln):
         (b"\x04", 1),
     ])
     assert "pty-42" in out and "33 111" in out and "after-2" in out, out
+    # the container's own pty, as with LXD: tty(1) finds its name
+    assert re.search(r"name=/dev/pts/\d+", out), out
     assert code == 0
 
 
