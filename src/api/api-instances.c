@@ -865,8 +865,6 @@ struct materialize {
 	const char *lxcpath;
 	char src[256], dst[128];
 	char freeze[64]; /* a copy: the source instance, frozen around the clone if it runs */
-	char *rootfs; /* its /etc/hostname gets the name, owned by the container's root */
-	uint32_t root_id;
 	size_t nsnaps;
 	char (*snaps)[2][256]; /* a copy: snapshot volumes cloned read-only, from → to */
 	struct disk_limit limit;
@@ -881,7 +879,6 @@ static void materialize_free(struct materialize *m)
 		return;
 	rendered_config_done(&m->cfg);
 	free(m->snaps);
-	free(m->rootfs);
 	free(m);
 }
 
@@ -898,13 +895,6 @@ static struct materialize *materialize_new(struct api_ctx *ctx, const json_t *in
 	m->pool = ctx->pool;
 	m->lxcpath = ctx->lxcpath;
 	m->work.data = m;
-	m->root_id = ctx->idmap_base;
-	m->rootfs = rootfs_path(ctx, name);
-	if (!m->rootfs) {
-		kiva_error_set(reterr, -ENOMEM, "Out of memory");
-		materialize_free(m);
-		return NULL;
-	}
 	if ((size_t)snprintf(m->src, sizeof(m->src), "%s", src) >= sizeof(m->src) ||
 	    (size_t)snprintf(m->dst, sizeof(m->dst), "containers/%s", name) >= sizeof(m->dst)) {
 		kiva_error_set(reterr, -ENAMETOOLONG, "Name too long");
@@ -983,38 +973,6 @@ static int materialize_clone(struct materialize *m)
 	return r;
 }
 
-/* ROOTFS/etc/hostname = name, as LXD's images do with a template at create and copy. Written
- * beside and renamed over whatever is there: never through a symlink the image put in etc/ or
- * at etc/hostname. No etc directory (or a symlink there): nothing. Thread-safe. */
-static int write_hostname(const char *rootfs, const char *name, uint32_t root_id,
-			  struct kiva_error *reterr)
-{
-	cleanup_close int rfd = -EBADF, efd = -EBADF, fd = -EBADF;
-	char tmp[64], text[80];
-	size_t len;
-
-	rfd = open(rootfs, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (rfd < 0)
-		return kiva_error_set(reterr, -errno, "Failed to open %s: %m", rootfs);
-	efd = openat(rfd, "etc", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (efd < 0)
-		return 0;
-	snprintf(tmp, sizeof(tmp), ".kiva-hostname.%d", (int)gettid());
-	len = (size_t)snprintf(text, sizeof(text), "%s\n", name);
-	(void)unlinkat(efd, tmp, 0);
-	fd = openat(efd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, text, len) != (ssize_t)len ||
-	    fchown(fd, (uid_t)root_id, (gid_t)root_id) < 0 ||
-	    renameat(efd, tmp, efd, "hostname") < 0) {
-		int r = -errno ?: -EIO;
-
-		(void)unlinkat(efd, tmp, 0);
-		return kiva_error_set(reterr, r, "Failed to write %s/etc/hostname: %s", rootfs,
-				      strerror(-r));
-	}
-	return 0;
-}
-
 /* Idempotent (a leftover volume is replaced). Thread-safe: no JSON, no loop, no store. */
 static void materialize_run(struct materialize *m)
 {
@@ -1026,8 +984,6 @@ static void materialize_run(struct materialize *m)
 	for (size_t i = 0; m->r == 0 && i < m->nsnaps; i++)
 		m->r = storage_volume_snapshot(m->pool, m->snaps[i][0], m->snaps[i][1], true,
 					       &m->err);
-	if (m->r == 0)
-		m->r = write_hostname(m->rootfs, m->cfg.name, m->root_id, &m->err);
 	/* btrfs clones inherit their source's qgroup limit: set (or clear) ours */
 	if (m->r == 0)
 		m->r = disk_limit_apply(m->pool, m->dst, &m->limit, &m->err);
