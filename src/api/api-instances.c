@@ -989,6 +989,13 @@ static void materialize_run(struct materialize *m)
 		m->r = disk_limit_apply(m->pool, m->dst, &m->limit, &m->err);
 	if (m->r == 0)
 		m->r = config_write(m->lxcpath, &m->cfg, &m->err);
+	/* its first start writes /etc/hostname (runtime_start) */
+	if (m->r == 0) {
+		cleanup_free char *mark =
+			strf("%s/%s/%s", m->lxcpath, m->cfg.name, RUNTIME_HOSTNAME_PENDING);
+
+		m->r = mark ? write_file_replace(mark, "", 0, 0644) : -ENOMEM;
+	}
 	/* loads liblxc's handle here rather than on the loop (the start that follows asks it) */
 	if (m->r == 0)
 		(void)runtime_state(m->lxcpath, m->cfg.name);

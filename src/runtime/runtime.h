@@ -95,6 +95,10 @@ const char *runtime_seccomp_default(void);
  * of the rootfs must be searchable by others). Returns 0, -EINVAL (name) or -errno. */
 int runtime_config_write(const char *lxcpath, const char *name, const char *text);
 
+/* A file in LXCPATH/NAME: the next start writes the name to the rootfs' /etc/hostname (after a
+ * create or copy, as LXD's hostname template), then removes it. */
+#define RUNTIME_HOSTNAME_PENDING "hostname-pending"
+
 enum runtime_state {
 	RUNTIME_MISSING = 0, /* no such container in lxcpath */
 	RUNTIME_STOPPED,

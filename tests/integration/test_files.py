@@ -240,14 +240,33 @@ def test_append(fd, box):
 
 
 def test_pull_etc_hostname(fd, box, lxc_or_none, tmp_path):
-    # the busybox image has no /etc/hostname: the container writes its own
-    sh(fd, box, "hostname > /etc/hostname")
+    # written before the first start, as LXD's images do with their hostname template
+    assert sh(fd, box, "stat -c '%u:%g %a' /etc/hostname; cat /etc/hostname") == f"0:0 644\n{box}\n"
     out = tmp_path / "hostname"
     fd.kiva("file", "pull", f"{box}/etc/hostname", str(out))
     assert out.read_text() == f"{box}\n"
     if lxc_or_none:
         r = lxc_or_none("file", "pull", f"{box}/etc/hostname", "-")
         assert r.stdout == f"{box}\n".encode()
+    # only after a create or copy: what the user writes there stays across restarts
+    sh(fd, box, "echo mine > /etc/hostname")
+    fd.kiva("restart", "--force", box)
+    assert sh(fd, box, "cat /etc/hostname") == "mine\n"
+
+
+def test_copy_gets_its_hostname_never_through_a_symlink(fd, box, nn):
+    """A copy's first start writes its own /etc/hostname; one the source made a symlink to an
+    absolute path (the host's /etc/passwd, seen from outside) is replaced, not followed."""
+    before = sha256("/etc/passwd")
+    inside = sh(fd, box, "cat /etc/passwd")
+    sh(fd, box, "ln -sf /etc/passwd /etc/hostname")
+    copy = nn()
+    fd.kiva("copy", box, copy)
+    fd.kiva("start", copy)
+    assert sh(fd, copy, "test -L /etc/hostname || cat /etc/hostname") == f"{copy}\n"
+    assert sh(fd, copy, "cat /etc/passwd") == inside
+    assert sha256("/etc/passwd") == before
+    assert sh(fd, box, "readlink /etc/hostname") == "/etc/passwd\n", "the source is left as it was"
 
 
 @pytest.fixture
