@@ -8,6 +8,7 @@ they run from any working directory. Python 3 standard library only.
 import argparse
 import contextlib
 import datetime
+import http.client
 import io
 import json
 import os
@@ -597,3 +598,43 @@ def remove_cgroup(path):
                 return
             except OSError:
                 time.sleep(0.02)
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket (kivad's or lxd's API)."""
+
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout, blocksize=1 << 16)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+def unix_request(sock, method, path, body=None, timeout=CMD_TIMEOUT, upload=None, headers=None):
+    """One request on a new connection, as a CLI invocation makes: (HTTP status, decoded JSON
+    answer). body: sent as JSON; upload: (file object, length), streamed as octet-stream."""
+    conn = UnixHTTPConnection(sock, timeout)
+    hdrs = dict(headers or {})
+    data = None
+    if upload is not None:
+        data = upload[0]
+        hdrs["Content-Type"] = "application/octet-stream"
+        hdrs["Content-Length"] = str(upload[1])
+    elif body is not None:
+        data = json.dumps(body).encode()
+        hdrs["Content-Type"] = "application/json"
+    try:
+        conn.request(method, path, body=data, headers=hdrs)
+        resp = conn.getresponse()
+        raw = resp.read()
+    finally:
+        conn.close()
+    try:
+        doc = json.loads(raw.decode(errors="replace")) if raw else {}
+    except ValueError:
+        doc = {"raw": raw[:300].decode(errors="replace")}
+    return resp.status, doc

@@ -26,7 +26,6 @@ Python 3 standard library only.
 import base64
 import calendar
 import hashlib
-import http.client
 import json
 import os
 import re
@@ -41,8 +40,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (BUSYBOX, PrivateKivad, PrivateLxd, Skip, clean_dir, exit_on_term, finish,  # noqa: E402
                       fmt_ms, kill_leftover_monitors, log, main_interruptible, median, parse_args, pct,
-                      remove_cgroup, render_table, run, run_until_ok, tail, teardown_all, title_line, verdict,
-                      weighted_cgroup)
+                      remove_cgroup, render_table, run, run_until_ok, tail, teardown_all, title_line, unix_request,
+                      verdict, weighted_cgroup)
 
 PID = os.getpid()
 KIVA_STATE = "/var/tmp/kiva-benchexec-%d" % PID
@@ -68,18 +67,6 @@ class ApiError(Exception):
 # ---------------------------------------------------------------- the REST API over a unix socket
 
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.unix_path)
-        self.sock = s
-
-
 class Api:
     """LXD's REST API on a unix socket (kivad's or lxd's), a new connection per request as a CLI
     invocation has; the same code drives both systems."""
@@ -88,22 +75,7 @@ class Api:
         self.sock = sock
 
     def request(self, method, path, body=None, timeout=WS_TIMEOUT):
-        conn = UnixHTTPConnection(self.sock, timeout)
-        hdrs, data = {}, None
-        if body is not None:
-            data = json.dumps(body).encode()
-            hdrs["Content-Type"] = "application/json"
-        try:
-            conn.request(method, path, body=data, headers=hdrs)
-            resp = conn.getresponse()
-            raw = resp.read()
-        finally:
-            conn.close()
-        try:
-            doc = json.loads(raw.decode(errors="replace")) if raw else {}
-        except ValueError:
-            doc = {"raw": raw[:300].decode(errors="replace")}
-        return resp.status, doc
+        return unix_request(self.sock, method, path, body, timeout=timeout)
 
     def async_op(self, method, path, body=None):
         """The request, which must answer an operation; returns the operation's metadata."""

@@ -19,20 +19,19 @@ Python 3 standard library only.
 """
 
 import datetime
-import http.client
 import json
 import math
 import os
 import re
 import shutil
-import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (CMD_TIMEOUT, PrivateKivad, PrivateLxd, Skip, clean_dir, exit_on_term, finish,  # noqa: E402
                       fmt_ms, log, main_interruptible, median, parse_args, pct, render_table, run,
-                      run_until_ok, tail, teardown_all, title_line, verdict)
+                      run_until_ok, tail, teardown_all, title_line, unix_request, UnixHTTPConnection,
+                      verdict)
 
 PID = os.getpid()
 KIVA_STATE = "/var/tmp/kiva-benchsnap-%d" % PID
@@ -57,18 +56,6 @@ class ApiError(Exception):
 # ---------------------------------------------------------------- the REST API over a unix socket
 
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout):
-        super().__init__("localhost", timeout=timeout, blocksize=1 << 16)
-        self.unix_path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.unix_path)
-        self.sock = s
-
-
 class Api:
     """LXD's REST API on a unix socket (kivad's or lxd's). One connection per request, as a
     CLI invocation has; the same code times both systems."""
@@ -78,27 +65,7 @@ class Api:
 
     def request(self, method, path, body=None, timeout=CMD_TIMEOUT, upload=None, headers=None):
         """Returns (HTTP status, decoded JSON answer). upload: (file object, length), streamed."""
-        conn = UnixHTTPConnection(self.sock, timeout)
-        hdrs = dict(headers or {})
-        data = None
-        if upload is not None:
-            data = upload[0]
-            hdrs["Content-Type"] = "application/octet-stream"
-            hdrs["Content-Length"] = str(upload[1])
-        elif body is not None:
-            data = json.dumps(body).encode()
-            hdrs["Content-Type"] = "application/json"
-        try:
-            conn.request(method, path, body=data, headers=hdrs)
-            resp = conn.getresponse()
-            raw = resp.read()
-        finally:
-            conn.close()
-        try:
-            doc = json.loads(raw.decode(errors="replace")) if raw else {}
-        except ValueError:
-            doc = {"raw": raw[:300].decode(errors="replace")}
-        return resp.status, doc
+        return unix_request(self.sock, method, path, body, timeout, upload, headers)
 
     def get(self, path):
         status, doc = self.request("GET", path)

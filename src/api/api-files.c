@@ -740,12 +740,28 @@ static void push_copy(struct api_request *req, int dst, const struct file_path *
 	uv_idle_start(&fp->idle, push_step);
 }
 
+/* The directory that would hold p (opened in the root, on the instance's filesystem) and p's
+ * last component in *ret_leaf (in buf); split_err when p has no leaf. Returns 0 or -errno. */
+static int open_parent(const struct files_root *root, const struct file_path *p,
+		       char buf[static 1100], int split_err, const char **ret_leaf, int *ret_dirfd)
+{
+	const char *parent;
+	int r;
+
+	if (split_leaf(p, buf, &parent, ret_leaf) < 0)
+		return split_err;
+	r = open_in_root(root, parent, O_PATH | O_DIRECTORY, ret_dirfd);
+	if (r == 0)
+		r = check_fs(root, *ret_dirfd, true);
+	return r;
+}
+
 static void push_file(struct api_request *req, const struct files_root *root,
 		      const struct file_path *p, const struct file_args *a)
 {
 	cleanup_close int fd = -EBADF, dirfd = -EBADF, dst = -EBADF;
 	char buf[1100];
-	const char *parent, *leaf;
+	const char *leaf;
 	bool created = false;
 	struct stat st;
 	int r;
@@ -780,13 +796,7 @@ static void push_file(struct api_request *req, const struct files_root *root,
 			return;
 		}
 	} else if (r == -ENOENT) {
-		if (split_leaf(p, buf, &parent, &leaf) < 0) {
-			reply_errno(req, -EISDIR, p);
-			return;
-		}
-		r = open_in_root(root, parent, O_PATH | O_DIRECTORY, &dirfd);
-		if (r == 0)
-			r = check_fs(root, dirfd, true);
+		r = open_parent(root, p, buf, -EISDIR, &leaf, &dirfd);
 		if (r < 0) {
 			reply_errno(req, r, p);
 			return;
@@ -825,7 +835,7 @@ static void make_directory(struct api_request *req, const struct files_root *roo
 {
 	cleanup_close int fd = -EBADF, dirfd = -EBADF;
 	char buf[1100];
-	const char *parent, *leaf;
+	const char *leaf;
 	struct stat st;
 	int r;
 
@@ -847,13 +857,7 @@ static void make_directory(struct api_request *req, const struct files_root *roo
 		reply_errno(req, r, p);
 		return;
 	}
-	if (split_leaf(p, buf, &parent, &leaf) < 0) {
-		reply_errno(req, -EINVAL, p);
-		return;
-	}
-	r = open_in_root(root, parent, O_PATH | O_DIRECTORY, &dirfd);
-	if (r == 0)
-		r = check_fs(root, dirfd, true);
+	r = open_parent(root, p, buf, -EINVAL, &leaf, &dirfd);
 	if (r < 0) {
 		reply_errno(req, r, p);
 		return;
@@ -906,18 +910,12 @@ static void make_symlink(struct api_request *req, const struct files_root *root,
 {
 	cleanup_close int dirfd = -EBADF;
 	char target[PATH_MAX], buf[1100];
-	const char *parent, *leaf;
+	const char *leaf;
 	int r;
 
 	if (read_target(req, target) < 0)
 		return;
-	if (split_leaf(p, buf, &parent, &leaf) < 0) {
-		reply_errno(req, -EEXIST, p);
-		return;
-	}
-	r = open_in_root(root, parent, O_PATH | O_DIRECTORY, &dirfd);
-	if (r == 0)
-		r = check_fs(root, dirfd, true);
+	r = open_parent(root, p, buf, -EEXIST, &leaf, &dirfd);
 	if (r < 0) {
 		reply_errno(req, r, p);
 		return;

@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "api-internal.h"
+#include "basic-fs.h"
 #include "basic-log.h"
 #include "basic-string.h"
 
@@ -468,13 +469,8 @@ static int standby_use(struct spawn *s, const char *program, char *const args[],
 {
 	struct standby *sb = standby_ready;
 	cleanup_free char *payload = NULL;
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(4 * sizeof(int))];
-	} ctl;
-	struct msghdr msg = {0};
-	struct iovec iov;
-	int fds[4], nfds = 0, devnull[2] = {-1, -1}, r = 0;
+	int fds[FD_PASS_MAX], nfds = 0, devnull[2] = {-1, -1}, r = 0;
+	ssize_t sent;
 	size_t len = 0;
 
 	if (!sb || !streq(sb->program, program))
@@ -506,17 +502,8 @@ static int standby_use(struct spawn *s, const char *program, char *const args[],
 	if (fd_in < 0 || fd_out < 0)
 		r = -EMFILE;
 	if (r == 0) {
-		iov = (struct iovec){.iov_base = payload, .iov_len = len};
-		msg.msg_iov = &iov;
-		msg.msg_iovlen = 1;
-		msg.msg_control = ctl.b;
-		msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
-		ctl.h.cmsg_level = SOL_SOCKET;
-		ctl.h.cmsg_type = SCM_RIGHTS;
-		ctl.h.cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
-		memcpy(CMSG_DATA(&ctl.h), fds, (size_t)nfds * sizeof(int));
-		if (sendmsg(sb->sock, &msg, MSG_NOSIGNAL) != (ssize_t)len)
-			r = -errno ?: -EIO;
+		sent = fd_send(sb->sock, payload, len, fds, (size_t)nfds);
+		r = sent < 0 ? (int)sent : sent != (ssize_t)len ? -EIO : 0;
 	}
 	for (int i = 0; i < 2; i++)
 		if (devnull[i] >= 0)

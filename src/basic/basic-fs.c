@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -232,4 +233,78 @@ int copy_file(const char *src, const char *dst, mode_t mode)
 	if (fchmod(out, mode) < 0)
 		return -errno;
 	return 0;
+}
+
+ssize_t fd_send(int sock, const void *data, size_t len, const int *fds, size_t nfds)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(FD_PASS_MAX * sizeof(int))];
+	} ctl = {0};
+	struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	ssize_t n;
+
+	if (len == 0 || nfds > FD_PASS_MAX)
+		return -EINVAL;
+	if (nfds > 0) {
+		msg.msg_control = ctl.b;
+		msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+		ctl.h.cmsg_level = SOL_SOCKET;
+		ctl.h.cmsg_type = SCM_RIGHTS;
+		ctl.h.cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		memcpy(CMSG_DATA(&ctl.h), fds, nfds * sizeof(int));
+	}
+	do
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+ssize_t fd_recv(int sock, void *buf, size_t len, int *fds, size_t max_fds, size_t *ret_nfds)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(FD_PASS_MAX * sizeof(int))];
+	} ctl;
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = ctl.b,
+			     .msg_controllen = sizeof(ctl.b)};
+	size_t nfds = 0;
+	bool dropped = false;
+	ssize_t n;
+
+	*ret_nfds = 0;
+	do
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		size_t k;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (nfds < max_fds) {
+				fds[nfds++] = fd;
+			} else {
+				close(fd);
+				dropped = true;
+			}
+		}
+	}
+	if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || dropped) {
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);
+		return -EBADMSG;
+	}
+	*ret_nfds = nfds;
+	return n;
 }

@@ -23,3 +23,13 @@ int rm_rf(const char *path);
 
 /* Copies a regular file (content and mode). */
 int copy_file(const char *src, const char *dst, mode_t mode);
+
+/* File descriptors passed over a unix socket (SCM_RIGHTS), at most FD_PASS_MAX a message. */
+#define FD_PASS_MAX 4
+/* Sends len bytes (at least 1) with nfds fds, which stay the caller's. No SIGPIPE. Returns the
+ * bytes sent or -errno. */
+ssize_t fd_send(int sock, const void *data, size_t len, const int *fds, size_t nfds);
+/* Receives one message into buf with up to max_fds fds (close-on-exec) into fds, their number
+ * in *ret_nfds. Returns the bytes read (0: EOF) or -errno; -EBADMSG when data or fds were cut
+ * (the fds it got are closed then). Retries on EINTR. */
+ssize_t fd_recv(int sock, void *buf, size_t len, int *fds, size_t max_fds, size_t *ret_nfds);

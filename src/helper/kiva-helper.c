@@ -36,8 +36,8 @@
 #include <unistd.h>
 
 #include "basic-error.h"
-#ifdef HELPER_ARCHIVE
 #include "basic-fs.h"
+#ifdef HELPER_ARCHIVE
 #include "basic-json.h"
 #endif
 #include "basic-macro.h"
@@ -502,36 +502,23 @@ static int standby(char ***ret_argv, int *ret_argc)
 {
 	static char buf[STANDBY_ARGS_MAX];
 	static char *argv[STANDBY_ARGV_MAX + 2];
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(4 * sizeof(int))];
-	} ctl;
-	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf) - 1};
-	struct msghdr msg = {.msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = ctl.b,
-			     .msg_controllen = sizeof(ctl.b)};
-	struct cmsghdr *c;
-	int fds[4], nfds = 0, argc = 1;
+	int fds[FD_PASS_MAX], argc = 1;
+	size_t nfds = 0;
 	ssize_t n;
 
 	/* it may wait long: nothing kivad leaked stays open meanwhile (a pipe's writer would keep
 	 * its reader from seeing EOF) */
 	(void)close_range(STATUS_FD, ~0U, 0);
-	do
-		n = recvmsg(STDIN_FILENO, &msg, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
+	n = fd_recv(STDIN_FILENO, buf, sizeof(buf) - 1, fds, FD_PASS_MAX, &nfds);
 	if (n <= 0)
-		return n == 0 ? 0 : -errno;
-	for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-			nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-			memcpy(fds, CMSG_DATA(c), (size_t)nfds * sizeof(int));
-		}
-	if (nfds < 3 || nfds > 4 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+		return (int)n;
+	if (nfds < 3) {
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);
 		return -EBADMSG;
+	}
 	/* above fd 3 first, so that no dup2 below overwrites one still to be placed */
-	for (int i = 0; i < nfds; i++) {
+	for (size_t i = 0; i < nfds; i++) {
 		int hi = fcntl(fds[i], F_DUPFD_CLOEXEC, 10);
 
 		if (hi < 0)
@@ -539,12 +526,12 @@ static int standby(char ***ret_argv, int *ret_argc)
 		close(fds[i]);
 		fds[i] = hi;
 	}
-	for (int i = 0; i < nfds; i++)
-		if (dup2(fds[i], i) < 0)
+	for (size_t i = 0; i < nfds; i++)
+		if (dup2(fds[i], (int)i) < 0)
 			return -errno;
 	if (nfds == 3)
 		close(STATUS_FD);
-	for (int i = 0; i < nfds; i++)
+	for (size_t i = 0; i < nfds; i++)
 		close(fds[i]);
 	buf[n] = 0;
 	argv[0] = "kiva-helper";

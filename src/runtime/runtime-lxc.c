@@ -928,49 +928,17 @@ struct tty_payload {
 	int sock;
 };
 
-static int send_fd(int sock, int fd)
-{
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int))];
-	} ctl = {0};
-	char byte = 'T';
-	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-	struct msghdr msg = {.msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = ctl.b,
-			     .msg_controllen = sizeof(ctl.b)};
-
-	ctl.h.cmsg_level = SOL_SOCKET;
-	ctl.h.cmsg_type = SCM_RIGHTS;
-	ctl.h.cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(&ctl.h), &fd, sizeof(int));
-	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -errno;
-}
-
-/* The fd sent by send_fd, or -1 (nothing within timeout_ms, or the socket closed). */
+/* The fd sent with fd_send, or -1 (nothing within timeout_ms, or the socket closed). */
 static int recv_fd(int sock, int timeout_ms)
 {
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	char byte;
-	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-	struct msghdr msg = {.msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = ctl.b,
-			     .msg_controllen = sizeof(ctl.b)};
 	struct pollfd pfd = {.fd = sock, .events = POLLIN};
-	struct cmsghdr *c;
+	size_t nfds = 0;
+	char byte;
 	int fd = -1;
 
-	if (poll(&pfd, 1, timeout_ms) != 1 || recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1)
+	if (poll(&pfd, 1, timeout_ms) != 1 || fd_recv(sock, &byte, 1, &fd, 1, &nfds) != 1 ||
+	    nfds != 1)
 		return -1;
-	c = CMSG_FIRSTHDR(&msg);
-	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-	    c->cmsg_len == CMSG_LEN(sizeof(int)))
-		memcpy(&fd, CMSG_DATA(c), sizeof(int));
 	return fd;
 }
 
@@ -985,7 +953,7 @@ static int attach_run_with_tty(void *payload)
 	master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (master >= 0 && unlockpt(master) == 0 && ptsname_r(master, name, sizeof(name)) == 0)
 		slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (slave >= 0 && send_fd(p->sock, master) == 0) {
+	if (slave >= 0 && fd_send(p->sock, "T", 1, &master, 1) == 1) {
 		if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
 			(void)ioctl(slave, TIOCSWINSZ, &ws);
 		for (int i = 0; i < 3; i++)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -675,6 +676,46 @@ static void test_rm_rf(void **state)
 	assert_false(exists(outside));
 }
 
+static void test_fd_pass(void **state)
+{
+	int sv[2], p[2], fds[FD_PASS_MAX], many[FD_PASS_MAX + 1];
+	char buf[16];
+	size_t nfds;
+	ssize_t n;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(pipe(p), 0);
+	/* data and two fds; the received read end reads what the write end got */
+	assert_int_equal(fd_send(sv[0], "abc", 3, p, 2), 3);
+	n = fd_recv(sv[1], buf, sizeof(buf), fds, FD_PASS_MAX, &nfds);
+	assert_int_equal(n, 3);
+	assert_memory_equal(buf, "abc", 3);
+	assert_int_equal(nfds, 2);
+	assert_int_equal(fcntl(fds[0], F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	assert_int_equal(write(fds[1], "x", 1), 1);
+	assert_int_equal(read(p[0], buf, 1), 1);
+	assert_int_equal(buf[0], 'x');
+	close(fds[0]);
+	close(fds[1]);
+	/* more fds than the receiver takes, or more data: refused, nothing left open */
+	assert_int_equal(fd_send(sv[0], "a", 1, p, 2), 1);
+	assert_int_equal(fd_recv(sv[1], buf, sizeof(buf), fds, 1, &nfds), -EBADMSG);
+	assert_int_equal(nfds, 0);
+	assert_int_equal(fd_send(sv[0], "abcdef", 6, NULL, 0), 6);
+	assert_int_equal(fd_recv(sv[1], buf, 2, fds, FD_PASS_MAX, &nfds), -EBADMSG);
+	/* bad arguments; EOF */
+	for (size_t i = 0; i < FD_PASS_MAX + 1; i++)
+		many[i] = p[0];
+	assert_int_equal(fd_send(sv[0], "a", 1, many, FD_PASS_MAX + 1), -EINVAL);
+	assert_int_equal(fd_send(sv[0], "", 0, NULL, 0), -EINVAL);
+	close(sv[0]);
+	assert_int_equal(fd_recv(sv[1], buf, sizeof(buf), fds, FD_PASS_MAX, &nfds), 0);
+	close(sv[1]);
+	close(p[0]);
+	close(p[1]);
+}
+
 static void test_copy_file(void **state)
 {
 	struct fsdir *d = *state;
@@ -720,6 +761,7 @@ int main(void)
 		cmocka_unit_test(test_mkdir_p_on_file),
 		cmocka_unit_test(test_rm_rf),
 		cmocka_unit_test(test_copy_file),
+		cmocka_unit_test(test_fd_pass),
 	};
 
 	return cmocka_run_group_tests_name("basic-string", tests, fs_setup, fs_teardown);
