@@ -679,3 +679,31 @@ def http_get(api, name, addr, port=80, wait=1):
     rc, out, _ = in_container(
         api, name, f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w {wait} {addr} {port}")
     return out if rc == 0 else ""
+
+
+def raw_request(d, head, body_parts, timeout=30):
+    """Sends head (lines) and the body parts on a fresh connection; the answer until the server
+    closes: (status, raw answer)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(d.socket)
+    try:
+        s.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        try:
+            for p in body_parts:
+                s.sendall(p)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        data = b""
+        while True:
+            try:
+                part = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not part:
+                break
+            data += part
+    finally:
+        s.close()
+    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1") else 0
+    return status, data

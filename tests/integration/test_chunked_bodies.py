@@ -4,12 +4,11 @@ refused at once and leaves nothing behind. (File pushes themselves: test_files.p
 
 import os
 import shutil
-import socket
 import subprocess
 
 import pytest
 
-from conftest import instance_names, running_kivad, wait_until
+from conftest import instance_names, raw_request, running_kivad, wait_until
 
 LXC = shutil.which("lxc")
 
@@ -22,34 +21,6 @@ def cd():
 @pytest.fixture
 def nn(cd):
     yield from instance_names(cd, "ch")
-
-
-def raw_request(d, head, body_parts, timeout=30):
-    """Sends head (lines) and the body parts on a fresh connection; the answer until the server
-    closes: (status, raw answer)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(d.socket)
-    try:
-        s.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
-        try:
-            for p in body_parts:
-                s.sendall(p)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        data = b""
-        while True:
-            try:
-                part = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not part:
-                break
-            data += part
-    finally:
-        s.close()
-    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1") else 0
-    return status, data
 
 
 def uploads(d):

@@ -14,7 +14,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import KIVA, instance_names, running_kivad, wait_until
+from conftest import KIVA, instance_names, raw_request, running_kivad, wait_until
 
 LXC = shutil.which("lxc")
 LIMIT = 1024 * 1024 * 1024  # API_FILE_MAX
@@ -87,28 +87,7 @@ def chunked_post(d, name, path, chunks, headers=None, timeout=30):
     head = [f"POST {files_url(name, path)} HTTP/1.1", "Host: kiva",
             "Transfer-Encoding: chunked", "Connection: close"]
     head += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(d.socket)
-    try:
-        s.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
-        try:
-            for c in chunks:
-                s.sendall(c)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # answered (and closed) before the body ended
-        data = b""
-        while True:
-            try:
-                part = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not part:
-                break
-            data += part
-    finally:
-        s.close()
-    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1") else 0
+    status, data = raw_request(d, head, chunks, timeout)
     return status, data.partition(b"\r\n\r\n")[2]
 
 
